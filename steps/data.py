@@ -1,0 +1,159 @@
+"""Pure data functions for `prepare`: read a table, find its columns, normalise labels,
+drop empty and repeated texts, split stratified. No MLflow, no command line."""
+
+import csv
+import json
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from steps.errors import PipelineError
+
+LABELS = {"ham": 0, "spam": 1}  # stored with the splits as label_map.json
+POSITIVE_LABEL = "spam"
+
+# Column names seen in public copies of the SMS spam data (Hub, UCI, Kaggle's spam.csv).
+TEXT_COLUMNS = ("text", "sms", "message", "messages", "content", "body", "v2")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "v1")
+
+TABLE_SUFFIXES = {".csv", ".json", ".jsonl", ".parquet", ".tsv", ".txt", ""}
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read one data file, or every data file in a folder, into one DataFrame.
+
+    A file without a known suffix (like UCI's `SMSSpamCollection`) or a `.tsv`/`.txt` is read
+    as UCI's `label<TAB>text` layout, without a header.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"data file {path} does not exist: pass an existing file or folder as dataset")
+    if path.is_dir():
+        files = sorted(
+            f for f in path.iterdir()
+            if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES and not f.name.upper().startswith(("README", "."))
+        )
+        if not files:
+            raise PipelineError(f"folder {path} holds no data file (.csv, .json, .jsonl, .parquet or UCI text)")
+        return pd.concat([read_table(f) for f in files], ignore_index=True)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return _read_csv(path)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True)
+        if suffix == ".json":
+            return _read_json(path)
+        # QUOTE_NONE: SMS texts hold stray quotes that must not start quoted fields.
+        return pd.read_csv(path, sep="\t", header=None, names=["label", "text"], quoting=csv.QUOTE_NONE,
+                           dtype=str, keep_default_na=False, on_bad_lines="error")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PipelineError(f"cannot read {path} as a {suffix or 'label<TAB>text'} table ({first_line}): "
+                            "pass a UCI label<TAB>text file, CSV, JSON/JSONL or Parquet") from None
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, keep_default_na=False)
+    except UnicodeDecodeError:  # Kaggle's spam.csv is Latin-1
+        return pd.read_csv(path, keep_default_na=False, encoding="latin-1")
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    try:
+        return pd.DataFrame(json.loads(path.read_text()))
+    except json.JSONDecodeError:  # JSON Lines saved as .json
+        return pd.read_json(path, lines=True)
+
+
+def find_columns(columns, text_column: str = "", label_column: str = "") -> tuple[str, str]:
+    """The text and label column names: the ones given, else the first known name present."""
+    columns = list(columns)
+    by_lower = {str(c).lower(): c for c in columns}
+
+    def pick(given, known, what, flag):
+        if given:
+            if given not in columns:
+                raise PipelineError(f"{what} column '{given}' not found (columns: {', '.join(map(str, columns))}): "
+                                    f"set {flag} to one of them")
+            return given
+        for name in known:
+            if name in by_lower:
+                return by_lower[name]
+        raise PipelineError(f"no {what} column found (columns: {', '.join(map(str, columns))}): "
+                            f"set {flag} to the column that holds the {what}")
+
+    return (pick(text_column, TEXT_COLUMNS, "text", "text_column"),
+            pick(label_column, LABEL_COLUMNS, "label", "label_column"))
+
+
+def normalise_labels(labels: pd.Series) -> pd.Series:
+    """ham/spam in any case, or 0/1 (numbers, strings or booleans), as integers 0/1."""
+    def to_int(value):
+        key = str(value).strip().lower()
+        if key in LABELS:
+            return LABELS[key]
+        if key in ("0", "1", "0.0", "1.0", "false", "true"):
+            return int(key in ("1", "1.0", "true"))
+        return None
+
+    numeric = labels.map(to_int)
+    unknown = sorted({str(v) for v, n in zip(labels, numeric) if n is None})
+    if unknown:
+        shown = ", ".join(repr(v) for v in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise PipelineError(f"unexpected labels {shown}: labels must be ham/spam or 0/1 "
+                            "(set label_column if the wrong column was picked)")
+    return numeric.astype("int64")
+
+
+def normalise(table: pd.DataFrame, text_column: str = "", label_column: str = "") -> pd.DataFrame:
+    """A two-column frame: `text` (str) and `label` (0 ham, 1 spam)."""
+    text_col, label_col = find_columns(table.columns, text_column, label_column)
+    return pd.DataFrame({
+        "text": table[text_col].fillna("").astype(str),
+        "label": normalise_labels(table[label_col]),
+    })
+
+
+def drop_empty_and_repeated(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Drop empty texts and exact repeats (first kept), so no text is both in train and test."""
+    stripped = frame["text"].str.strip()
+    non_empty = frame[stripped != ""]
+    unique = non_empty.drop_duplicates(subset="text", keep="first").reset_index(drop=True)
+    counts = {"rows_read": len(frame), "empty_dropped": len(frame) - len(non_empty),
+              "duplicates_dropped": len(non_empty) - len(unique), "rows_kept": len(unique)}
+    if unique.empty:
+        raise PipelineError("the data set has no non-empty text: check the file and text_column")
+    return unique, counts
+
+
+def split_stratified(frame: pd.DataFrame, test_size: float, validation_size: float,
+                     seed: int) -> dict[str, pd.DataFrame]:
+    """train/validation/test with the class balance of the whole; sizes are fractions of the whole."""
+    if not (0 < test_size < 1 and 0 < validation_size < 1 and test_size + validation_size < 1):
+        raise PipelineError(f"test_size ({test_size}) and validation_size ({validation_size}) must be "
+                            "fractions above 0 whose sum is below 1")
+    class_counts = frame["label"].value_counts()
+    balance = ", ".join(f"{name} {int(class_counts.get(i, 0))}" for name, i in LABELS.items())
+    too_few = PipelineError(f"{len(frame)} rows ({balance}) are too few to split stratified into "
+                            "train/validation/test: each split needs both classes; add data or raise "
+                            "test_size/validation_size")
+    if class_counts.min() < 3 or len(class_counts) < len(LABELS):
+        raise too_few
+    try:
+        rest, test = train_test_split(frame, test_size=test_size, stratify=frame["label"], random_state=seed)
+        train, validation = train_test_split(rest, test_size=validation_size / (1 - test_size),
+                                             stratify=rest["label"], random_state=seed)
+    except ValueError:
+        raise too_few from None
+    return {name: part.reset_index(drop=True)
+            for name, part in (("train", train), ("validation", validation), ("test", test))}
+
+
+def class_balance(frame: pd.DataFrame) -> dict[str, int]:
+    counts = frame["label"].value_counts()
+    return {name: int(counts.get(i, 0)) for name, i in LABELS.items()}

@@ -1,0 +1,96 @@
+"""register: log the best checkpoint as an MLflow transformers model and register a version.
+
+Inputs:  checkpoint (URI of train's output), registered_model_name, batch_size and device
+         (the served model's inference settings, stored in its model_config).
+Logs:    a text-classification pipeline with mlflow.transformers.log_model (signature with
+         params, input example, model_config, explicit pip requirements); a new version of
+         registered_model_name with alias `candidate` and lineage tags (train run, data
+         digest, git commit). A failure after registering deletes the version again.
+Output:  models:/<registered_model_name>/<version>
+"""
+
+from pathlib import Path
+
+import click
+import mlflow
+import torch
+from mlflow.tracking import MlflowClient
+from transformers import pipeline
+
+from steps import tracking
+from steps.errors import PipelineError
+
+CANDIDATE_ALIAS = "candidate"
+INPUT_EXAMPLE = ["Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086"]
+# Explicit: inference would otherwise pin torchvision, which has no CPU wheel here and is unused.
+PIP_REQUIREMENTS = [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+                    *(f"{name}=={__import__(name).__version__}" for name in ("transformers", "accelerate"))]
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def build_pipeline(checkpoint_dir: str, batch_size: int, device: str):
+    if not (Path(checkpoint_dir) / "config.json").exists():
+        raise PipelineError(f"{checkpoint_dir} holds no model (config.json missing): "
+                            "pass the output URI of train as checkpoint")
+    return pipeline("text-classification", model=checkpoint_dir, tokenizer=checkpoint_dir,
+                    batch_size=batch_size, device=device)
+
+
+def log_classifier(classifier, batch_size: int, device: str):
+    """Log the pipeline as the tutorial does: example, model_config, and a signature inferred from
+    both (an example given with params puts them in the signature, overridable per request).
+
+    `device` is stored as the user set it ("auto" by default): at load time MLflow places the
+    model itself (a visible GPU, or MLFLOW_DEFAULT_PREDICTION_DEVICE)."""
+    model_config = {"batch_size": batch_size, "device": device}
+    return mlflow.transformers.log_model(
+        transformers_model=classifier, name="model", task="text-classification",
+        input_example=(INPUT_EXAMPLE, model_config), model_config=model_config, pip_requirements=PIP_REQUIREMENTS)
+
+
+def lineage(checkpoint_uri: str, register_run) -> dict[str, str]:
+    """Where the model came from: the train run, its data digest and its git commit."""
+    train_tags = tracking.upstream_tags(checkpoint_uri)
+    tags = {"checkpoint_uri": checkpoint_uri, "register_run_id": register_run.info.run_id,
+            "train_run_id": tracking.run_id_of(checkpoint_uri) or "",
+            "data_digest": train_tags.get(tracking.DATA_DIGEST_TAG, ""),
+            "git_commit": train_tags.get("mlflow.source.git.commit",
+                                         register_run.data.tags.get("mlflow.source.git.commit", ""))}
+    return {key: value for key, value in tags.items() if value}
+
+
+def register(model_uri: str, name: str, tags: dict[str, str]):
+    """A new version with its tags and the candidate alias, or no version at all."""
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    try:
+        MlflowClient().set_registered_model_alias(name, CANDIDATE_ALIAS, version.version)
+    except Exception:
+        MlflowClient().delete_model_version(name, version.version)
+        raise
+    return version
+
+
+@click.command(help=__doc__)
+@click.option("--checkpoint", required=True, help="URI of train's output folder.")
+@click.option("--registered-model-name", default="spam-classifier", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N, mps, or auto.")
+def main(checkpoint, registered_model_name, batch_size, device):
+    with tracking.step_run() as run:
+        tracking.carry_data_digest(checkpoint)
+        classifier = build_pipeline(tracking.download(checkpoint, "the checkpoint"), batch_size,
+                                    resolve_device(device))
+        model_info = log_classifier(classifier, batch_size, device)
+        version = register(model_info.model_uri, registered_model_name,
+                           lineage(checkpoint, mlflow.get_run(run.info.run_id)))
+        click.echo(f"registered {registered_model_name} version {version.version} (alias {CANDIDATE_ALIAS})")
+        tracking.set_output(f"models:/{registered_model_name}/{version.version}")
+
+
+if __name__ == "__main__":
+    main()

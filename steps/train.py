@@ -1,0 +1,108 @@
+"""train: fine-tune a pretrained transformer on the tokenized splits with the HF Trainer.
+
+Inputs:  tokenized (URI of tokenize's output), model (Hub id or local folder), epochs,
+         batch_size, learning_rate, weight_decay, warmup_ratio, seed.
+Logs:    per-step training loss and learning rate, per-epoch validation loss, accuracy,
+         precision, recall, spam F1 and ROC AUC (through the Trainer's MLflow callback);
+         training_args.json; artifact checkpoint/ with the best epoch by validation F1
+         (safetensors weights, config with id2label/label2id, tokenizer).
+Output:  runs:/<run id>/checkpoint
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import click
+import mlflow
+from datasets import load_from_disk
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                          TrainingArguments)
+
+from steps import hub, tracking
+from steps.errors import PipelineError
+from steps.metrics import trainer_metrics
+
+# The Trainer's MLflow callback would log every TrainingArguments field as a param, and
+# clash with this step's own params (`learning_rate` "5e-5" vs "5e-05"); the full
+# arguments go to training_args.json instead.
+os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")
+
+
+def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], output_dir: str, *,
+              epochs: float, batch_size: int, learning_rate: float, weight_decay: float,
+              warmup_ratio: float, seed: int, report_to: str = "none") -> Trainer:
+    """Train, evaluating and checkpointing each epoch; the best epoch by validation F1 is loaded at the end."""
+    model = hub.load_pretrained(
+        lambda name: AutoModelForSequenceClassification.from_pretrained(
+            name, num_labels=len(label_map), label2id=label_map, id2label={i: n for n, i in label_map.items()}),
+        model_name, "model")
+    args = TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_ratio,  # a float below 1 is a ratio of all steps
+        seed=seed,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,  # with load_best_model_at_end the best is kept as well
+        load_best_model_at_end=True,
+        metric_for_best_model="f1",
+        logging_strategy="steps",
+        logging_steps=10,
+        logging_first_step=True,
+        report_to=report_to,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),  # pad each batch to its longest message
+        compute_metrics=trainer_metrics,
+    )
+    trainer.train()
+    return trainer
+
+
+def read_tokenized(folder: Path):
+    if not (folder / "dataset").is_dir() or not (folder / "tokenizer").is_dir():
+        raise PipelineError(f"{folder} has no dataset/ and tokenizer/: pass the output URI of tokenize as tokenized")
+    return (load_from_disk(str(folder / "dataset")), AutoTokenizer.from_pretrained(str(folder / "tokenizer")),
+            json.loads((folder / "label_map.json").read_text()))
+
+
+@click.command(help=__doc__)
+@click.option("--tokenized", required=True, help="URI of tokenize's output folder.")
+@click.option("--model", default="distilbert-base-uncased", show_default=True)
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=3, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=5e-5, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--warmup-ratio", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True)
+@click.option("--seed", type=int, default=22, show_default=True)
+def main(tokenized, model, epochs, batch_size, learning_rate, weight_decay, warmup_ratio, seed):
+    with tracking.step_run() as run:
+        tracking.carry_data_digest(tokenized)
+        datasets, tokenizer, label_map = read_tokenized(Path(tracking.download(tokenized, "the tokenized splits")))
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = fine_tune(datasets, tokenizer, model, label_map, str(Path(tmp, "trainer")), epochs=epochs,
+                                batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
+                                warmup_ratio=warmup_ratio, seed=seed, report_to="mlflow")
+            mlflow.log_dict(trainer.args.to_dict(), "training_args.json")
+            mlflow.log_metric("best_validation_f1", trainer.state.best_metric)
+            checkpoint = Path(tmp, "checkpoint")
+            trainer.save_model(str(checkpoint))  # the best epoch, with its tokenizer
+            mlflow.log_artifacts(str(checkpoint), "checkpoint")
+        click.echo(f"best validation F1 {trainer.state.best_metric:.4f}")
+        tracking.set_output(tracking.artifact_uri(run, "checkpoint"))
+
+
+if __name__ == "__main__":
+    main()
