@@ -101,13 +101,13 @@ def normalise_labels(labels: pd.Series) -> pd.Series:
             return int(key in ("1", "1.0", "true"))
         return None
 
-    numeric = labels.map(to_int)
+    numeric = [to_int(value) for value in labels]
     unknown = sorted({str(v) for v, n in zip(labels, numeric) if n is None})
     if unknown:
         shown = ", ".join(repr(v) for v in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         raise PipelineError(f"unexpected labels {shown}: labels must be ham/spam or 0/1 "
                             "(set label_column if the wrong column was picked)")
-    return numeric.astype("int64")
+    return pd.Series(numeric, index=labels.index, dtype="int64")
 
 
 def normalise(table: pd.DataFrame, text_column: str = "", label_column: str = "") -> pd.DataFrame:

@@ -79,10 +79,10 @@ def confusion_figure(labels, predicted):
 
 def current_champion(client, name: str, version: str) -> str | None:
     try:
-        champion = client.get_model_version_by_alias(name, CHAMPION_ALIAS).version
+        champion = str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
     except MlflowException:
         return None
-    return None if champion == version else champion
+    return None if champion == str(version) else champion
 
 
 def load_model(uri: str):
@@ -108,7 +108,7 @@ def registered_version(client, model_uri: str) -> tuple[str, str]:
 @click.option("--test-data", required=True, help="URI of prepare's test.parquet.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.95, show_default=True)
 @click.option("--min-f1", type=click.FloatRange(0, 1), default=0.85, show_default=True)
-@click.option("--checks", default=DEFAULT_CHECKS, help="CSV/JSON/Parquet of text and expected label.")
+@click.option("--checks", default="", help="CSV/JSON/Parquet of text and expected label; empty: the tutorial's two messages.")
 def main(model_uri, test_data, min_accuracy, min_f1, checks):
     with tracking.step_run():
         client = MlflowClient()

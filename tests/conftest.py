@@ -1,0 +1,42 @@
+import os
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.fixtures import build_tiny_bert, messages, write_uci
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Nothing here may reach the Hub: fail at once instead of retrying a network that is not there.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def sms_rows():
+    return messages()
+
+
+@pytest.fixture(scope="session")
+def uci_file(tmp_path_factory, sms_rows):
+    return write_uci(tmp_path_factory.mktemp("data") / "SMSSpamCollection", sms_rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, sms_rows):
+    return build_tiny_bert(tmp_path_factory.mktemp("model") / "tiny-bert", [text for _, text in sms_rows])
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    """A fresh sqlite store and artifact root in a temporary folder, for in-process runs."""
+    monkeypatch.chdir(tmp_path)  # the default artifact root, ./mlruns, lands here
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("tests")
+    yield mlflow.MlflowClient()
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)

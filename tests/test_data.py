@@ -1,0 +1,124 @@
+"""The pure data functions of `prepare`: formats, columns, labels, cleaning, splitting."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from steps import data
+from steps.errors import PipelineError
+
+ROWS = [("ham", "see you at lunch"), ("spam", 'WIN a "free" prize now'), ("ham", "call me later")]
+
+
+def frame(rows=ROWS, text="text", label="label"):
+    return pd.DataFrame({label: [r[0] for r in rows], text: [r[1] for r in rows]})
+
+
+def test_reads_uci_file_with_quotes_untouched(tmp_path):
+    path = tmp_path / "SMSSpamCollection"
+    path.write_text("".join(f"{label}\t{text}\n" for label, text in ROWS))
+    table = data.read_table(path)
+    assert table.to_dict("records") == [{"label": l, "text": t} for l, t in ROWS]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".jsonl", ".parquet"])
+def test_reads_every_table_format(tmp_path, suffix):
+    path = tmp_path / f"sms{suffix}"
+    table = frame(text="sms")
+    if suffix == ".csv":
+        table.to_csv(path, index=False)
+    elif suffix == ".json":
+        path.write_text(json.dumps(table.to_dict("records")))
+    elif suffix == ".jsonl":
+        table.to_json(path, orient="records", lines=True)
+    else:
+        table.to_parquet(path)
+    normalised = data.normalise(data.read_table(path))
+    assert normalised["text"].tolist() == [t for _, t in ROWS]
+    assert normalised["label"].tolist() == [0, 1, 0]
+
+
+def test_reads_latin1_csv_with_kaggle_columns(tmp_path):
+    path = tmp_path / "spam.csv"
+    path.write_bytes("v1,v2\nham,caf\xe9 at 5?\nspam,WIN now\n".encode("latin-1"))
+    normalised = data.normalise(data.read_table(path))
+    assert normalised.to_dict("records") == [{"text": "café at 5?", "label": 0}, {"text": "WIN now", "label": 1}]
+
+
+def test_reads_a_folder_of_files_and_skips_its_readme(tmp_path):
+    frame(ROWS[:2]).to_csv(tmp_path / "a.csv", index=False)
+    frame(ROWS[2:]).to_csv(tmp_path / "b.csv", index=False)
+    (tmp_path / "README.md").write_text("# not data\n")
+    assert data.read_table(tmp_path)["text"].tolist() == [t for _, t in ROWS]
+
+
+def test_missing_file_says_which_and_what_to_pass(tmp_path):
+    with pytest.raises(PipelineError, match=r"does not exist: pass an existing file"):
+        data.read_table(tmp_path / "nope.csv")
+
+
+def test_explicit_columns_win_over_known_names():
+    table = frame().assign(message=["x", "y", "z"])
+    assert data.find_columns(table.columns, text_column="message") == ("message", "label")
+    assert data.find_columns(table.columns) == ("text", "label")
+
+
+def test_missing_columns_name_the_columns_and_the_option():
+    with pytest.raises(PipelineError, match=r"no text column found \(columns: label, words\).*text_column"):
+        data.find_columns(["label", "words"])
+    with pytest.raises(PipelineError, match=r"label column 'kind' not found.*label_column"):
+        data.find_columns(["text", "label"], label_column="kind")
+
+
+def test_labels_in_any_known_form_become_0_and_1():
+    labels = pd.Series(["ham", "SPAM", " Spam ", 0, 1, "1", True, False])
+    assert data.normalise_labels(labels).tolist() == [0, 1, 1, 0, 1, 1, 1, 0]
+
+
+def test_unexpected_labels_are_listed():
+    with pytest.raises(PipelineError, match=r"unexpected labels 'eggs', 'maybe': labels must be ham/spam or 0/1"):
+        data.normalise_labels(pd.Series(["ham", "maybe", "eggs", "spam"]))
+
+
+def test_empty_and_repeated_texts_are_dropped_and_counted():
+    table = pd.DataFrame({"text": ["a", "  ", "b", "a", "", "c", "b"], "label": [0, 0, 1, 0, 1, 0, 1]})
+    clean, counts = data.drop_empty_and_repeated(table)
+    assert clean["text"].tolist() == ["a", "b", "c"]
+    assert counts == {"rows_read": 7, "empty_dropped": 2, "duplicates_dropped": 2, "rows_kept": 3}
+
+
+def test_all_empty_is_an_error():
+    with pytest.raises(PipelineError, match="no non-empty text"):
+        data.drop_empty_and_repeated(pd.DataFrame({"text": ["", " "], "label": [0, 1]}))
+
+
+def balanced(n_ham=160, n_spam=40):
+    return pd.DataFrame({"text": [f"message {i}" for i in range(n_ham + n_spam)],
+                         "label": [0] * n_ham + [1] * n_spam})
+
+
+def test_split_is_stratified_disjoint_and_sized():
+    splits = data.split_stratified(balanced(), test_size=0.2, validation_size=0.1, seed=22)
+    assert {name: len(part) for name, part in splits.items()} == {"train": 140, "validation": 20, "test": 40}
+    assert {name: data.class_balance(part)["spam"] for name, part in splits.items()} == \
+        {"train": 28, "validation": 4, "test": 8}
+    texts = [set(part["text"]) for part in splits.values()]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+
+
+def test_split_depends_on_the_seed_only():
+    first = data.split_stratified(balanced(), 0.2, 0.1, seed=1)["test"]["text"].tolist()
+    assert data.split_stratified(balanced(), 0.2, 0.1, seed=1)["test"]["text"].tolist() == first
+    assert data.split_stratified(balanced(), 0.2, 0.1, seed=2)["test"]["text"].tolist() != first
+
+
+@pytest.mark.parametrize("n_ham, n_spam", [(10, 2), (12, 0)])
+def test_too_small_or_one_class_cannot_be_split(n_ham, n_spam):
+    with pytest.raises(PipelineError, match=rf"{n_ham + n_spam} rows \(ham {n_ham}, spam {n_spam}\) are too few"):
+        data.split_stratified(balanced(n_ham, n_spam), 0.2, 0.1, seed=0)
+
+
+def test_split_sizes_must_leave_room_for_training():
+    with pytest.raises(PipelineError, match="sum is below 1"):
+        data.split_stratified(balanced(), 0.6, 0.5, seed=0)

@@ -1,0 +1,159 @@
+"""`mlflow run` of the whole project, in a subprocess, against a temporary sqlite store."""
+
+import os
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import PROJECT_DIR
+
+STEPS = ["prepare", "tokenize", "train", "register", "validate"]
+EXPERIMENT = "Spam Classifier Training"
+
+
+def mlflow_run(store, *args):
+    """`mlflow run` of this project from a folder that is not the project's."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"]}
+    return subprocess.run([sys.executable, "-m", "mlflow", "run", str(PROJECT_DIR), "--env-manager", "local",
+                           "--experiment-name", EXPERIMENT, *args], cwd=store["dir"], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def params(**values):
+    return [arg for key, value in values.items() for arg in ("-P", f"{key}={value}")]
+
+
+def tiny_params(uci_file, tiny_model, **overrides):
+    # The tiny model starts from random weights: a high learning rate and a few epochs teach it.
+    return params(**{"dataset": uci_file, "model": tiny_model, "epochs": 5, "batch_size": 8,
+                     "learning_rate": 3e-3, "min_accuracy": 0.8, "min_f1": 0.7, **overrides})
+
+
+def error_line(result):
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error: ")]
+    assert lines, result.stdout + result.stderr
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("store")
+    return {"dir": folder, "uri": f"sqlite:///{folder / 'mlflow.db'}"}
+
+
+@pytest.fixture(scope="module")
+def client(store):
+    mlflow.set_tracking_uri(store["uri"])
+    yield MlflowClient(store["uri"])
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def pipeline(store, client, uci_file, tiny_model):
+    result = mlflow_run(store, *tiny_params(uci_file, tiny_model))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.data.tags["mlflow.project.entryPoint"]: r for r in runs if r is not parent}
+    return {"result": result, "parent": parent, "children": children}
+
+
+def test_one_parent_with_five_finished_children_in_order(pipeline):
+    parent, children = pipeline["parent"], pipeline["children"]
+    assert parent.info.status == "FINISHED" and parent.data.tags["mlflow.project.entryPoint"] == "main"
+    assert list(children) == STEPS
+    for step, child in children.items():
+        assert child.info.status == "FINISHED", step
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.experiment_id == parent.info.experiment_id
+        assert parent.data.tags[f"{step}_run_id"] == child.info.run_id
+
+
+def test_each_step_reads_the_previous_steps_output_uri(pipeline):
+    runs = pipeline["children"]
+    output = {step: run.data.tags["output_uri"] for step, run in runs.items()}
+    assert output["prepare"] == f"runs:/{runs['prepare'].info.run_id}/data"
+    assert runs["tokenize"].data.params["data"] == output["prepare"]
+    assert runs["train"].data.params["tokenized"] == output["tokenize"]
+    assert runs["register"].data.params["checkpoint"] == output["train"]
+    assert runs["validate"].data.params["model_uri"] == output["register"] == "models:/spam-classifier/1"
+    assert runs["validate"].data.params["test_data"] == output["prepare"] + "/test.parquet"
+
+
+def test_train_logged_curves_and_a_loadable_checkpoint(pipeline, client):
+    train = pipeline["children"]["train"]
+    assert len(client.get_metric_history(train.info.run_id, "loss")) > 1
+    assert len(client.get_metric_history(train.info.run_id, "eval_f1")) == 5  # one per epoch
+    assert train.data.params["learning_rate"] == "0.003"  # the step's own params, not clobbered by the Trainer
+    files = {a.path.split("/")[-1] for a in client.list_artifacts(train.info.run_id, "checkpoint")}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
+
+
+def test_version_registered_with_aliases_and_lineage(pipeline, client):
+    children = pipeline["children"]
+    version = client.get_model_version_by_alias("spam-classifier", "champion")
+    assert str(version.version) == "1"
+    assert str(client.get_model_version_by_alias("spam-classifier", "candidate").version) == "1"
+    assert version.tags["train_run_id"] == children["train"].info.run_id
+    assert version.tags["data_digest"] == children["prepare"].data.tags["data_digest"]
+    assert version.tags["validation_status"] == "passed"
+    assert len(version.tags["git_commit"]) == 40 or not (PROJECT_DIR / ".git").exists()
+
+
+def test_parent_records_metrics_and_the_summary_says_how_to_serve(pipeline):
+    parent, validate = pipeline["parent"], pipeline["children"]["validate"]
+    assert parent.data.metrics["test_f1"] == validate.data.metrics["test_f1"] >= 0.7
+    assert parent.data.tags["registered_model_uri"] == "models:/spam-classifier/1"
+    out = pipeline["result"].stdout
+    assert "Pipeline finished:" in out and "mlflow models serve -m models:/spam-classifier@champion" in out
+    artifacts = {a.path for a in MlflowClient().list_artifacts(validate.info.run_id)}
+    assert {"confusion_matrix.png", "misclassified.json", "behaviour_checks.json"} <= artifacts
+
+
+def test_champion_loads_through_pyfunc_and_says_ham_or_spam(pipeline):
+    model = mlflow.pyfunc.load_model("models:/spam-classifier@champion")
+    predictions = model.predict(["Are we still on for lunch tomorrow, John?",
+                                 "WINNER! Click HERE to claim your FREE cash prize now!"])
+    assert predictions["label"].tolist() == ["ham", "spam"]
+
+
+def test_failed_checks_reject_the_version_and_leave_the_champion(pipeline, store, client, tmp_path):
+    checkpoint = pipeline["children"]["train"].data.tags["output_uri"]
+    result = mlflow_run(store, "-e", "register", *params(checkpoint=checkpoint))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert str(client.get_model_version_by_alias("spam-classifier", "candidate").version) == "2"
+
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("text,label\nAre we still on for lunch tomorrow?,spam\n")
+    result = mlflow_run(store, "-e", "validate", *params(
+        model_uri="models:/spam-classifier/2", checks=wrong, min_accuracy=0.5, min_f1=0.5,
+        test_data=pipeline["children"]["prepare"].data.tags["output_uri"] + "/test.parquet"))
+    assert result.returncode != 0
+    assert error_line(result) == ("Error: spam-classifier version 2 not promoted: 1 of 1 behaviour checks failed "
+                                  "(e.g. 'Are we still on for lunch tomorrow?...' expected spam); "
+                                  "champion stays at version 1")
+    assert str(client.get_model_version_by_alias("spam-classifier", "champion").version) == "1"
+    assert client.get_model_version("spam-classifier", "2").tags["validation_status"] == "rejected"
+
+
+@pytest.mark.parametrize("bad, failing_step, fragment", [
+    ({"dataset": "/nonexistent/sms.csv"}, "prepare", "data file /nonexistent/sms.csv does not exist"),
+    ({"model": "distilbert-base-uncased"}, "tokenize", "pass a local path instead"),
+])
+def test_bad_input_fails_the_step_and_the_parent_and_registers_nothing(
+        pipeline, store, client, uci_file, tiny_model, bad, failing_step, fragment):
+    versions_before = len(client.search_model_versions("name='spam-classifier'"))
+    result = mlflow_run(store, *tiny_params(uci_file, tiny_model, **bad), "--run-name", f"bad-{failing_step}")
+    assert result.returncode != 0
+    assert error_line(result).startswith(f"Error: step {failing_step} failed (run ") and fragment in error_line(result)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    [parent] = client.search_runs([experiment.experiment_id], f"attributes.run_name = 'bad-{failing_step}'")
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert parent.info.status == "FAILED"
+    assert [c.data.tags["mlflow.project.entryPoint"] for c in children] == STEPS[:STEPS.index(failing_step) + 1][::-1]
+    assert {c.data.tags["mlflow.project.entryPoint"]: c.info.status for c in children}[failing_step] == "FAILED"
+    assert len(client.search_model_versions("name='spam-classifier'")) == versions_before

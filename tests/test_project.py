@@ -1,0 +1,43 @@
+"""The MLproject, the steps' command lines and the two requirement lists agree."""
+
+import importlib
+
+import pytest
+import yaml
+from mlflow.projects import _project_spec
+
+from tests.conftest import PROJECT_DIR
+
+PROJECT = _project_spec.load_project(str(PROJECT_DIR))
+ENTRY_POINTS = ["main", "prepare", "tokenize", "train", "register", "validate"]
+
+
+def test_entry_points_and_environment():
+    assert sorted(PROJECT.get_entry_point(name).name for name in ENTRY_POINTS) == sorted(ENTRY_POINTS)
+    assert PROJECT.env_config_path.endswith("conda.yaml")
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_mlproject_parameters_are_the_commands_options_with_the_same_defaults(entry_point):
+    spec = PROJECT.get_entry_point(entry_point)
+    assert spec.command.startswith(f"python -m steps.{entry_point} ")
+    options = {p.name: p for p in importlib.import_module(f"steps.{entry_point}").main.params}
+    assert set(options) == set(spec.parameters)
+    for name, parameter in spec.parameters.items():
+        assert f"--{name.replace('_', '-')} {{{name}}}" in spec.command
+        default, option_default = parameter.default, options[name].default
+        if parameter.type in ("float", "int"):
+            assert float(default) == float(option_default), name
+        elif default is None:
+            assert options[name].required, name
+        else:
+            assert str(default) == str(option_default), name
+
+
+def test_conda_pip_section_is_requirements_txt():
+    conda = yaml.safe_load((PROJECT_DIR / "conda.yaml").read_text())
+    [pip_section] = [d["pip"] for d in conda["dependencies"] if isinstance(d, dict)]
+    requirements = [line.strip() for line in (PROJECT_DIR / "requirements.txt").read_text().splitlines()
+                    if line.strip() and not line.startswith("#")]
+    assert pip_section == requirements
+    assert "python=3.11" in conda["dependencies"] and "pip" in conda["dependencies"]

@@ -1,0 +1,185 @@
+"""Each step's pure functions, and each step through its click entry point against a temporary store."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from datasets import Dataset, DatasetDict
+from transformers import AutoTokenizer
+
+from steps import hub, prepare, register, tokenize, train, validate
+from steps.errors import PipelineError
+from steps.metrics import classification_metrics
+
+
+def invoke(command, *args):
+    result = CliRunner().invoke(command, [str(a) for a in args])
+    return result, result.output.strip().splitlines()
+
+
+def assert_one_line_error(result, lines, *fragments):
+    assert result.exit_code == 1, result.output
+    assert lines[-1].startswith("Error: ") and "\n" not in lines[-1]
+    for fragment in fragments:
+        assert fragment in lines[-1]
+
+
+def only_run(client):
+    [run] = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    return run
+
+
+# --- pure functions ---------------------------------------------------------------------------
+
+def test_tokenize_truncates_without_padding_and_measures_lengths(tiny_model):
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    texts = ["hi", "call me when you get home", "win " * 40]
+    splits = DatasetDict({s: Dataset.from_dict({"text": texts, "label": [0, 0, 1]}) for s in tokenize.SPLITS})
+    tokenized, stats = tokenize.tokenize_splits(splits, tokenizer, max_length=16)
+    lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
+    assert lengths[0] < lengths[1] < lengths[2] == 16  # unpadded, the long one truncated
+    assert tokenized["train"].column_names == ["label", "input_ids", "token_type_ids", "attention_mask"]
+    assert stats["token_length_max"] == 42 and stats["fraction_truncated"] == pytest.approx(1 / 3)
+
+
+def test_token_length_stats():
+    assert tokenize.token_length_stats([10, 20, 30, 200], max_length=128) == {
+        "token_length_median": 25.0, "token_length_p95": pytest.approx(174.5),
+        "token_length_max": 200.0, "fraction_truncated": 0.25}
+
+
+def test_metrics_treat_spam_as_positive():
+    scores = classification_metrics([0, 0, 1, 1], [0, 1, 1, 0], [0.1, 0.6, 0.9, 0.4])
+    assert scores == {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.75}
+
+
+def check_results(passed):
+    return pd.DataFrame({"text": ["a message that was checked"] * len(passed), "expected": "spam",
+                         "predicted": "ham", "passed": passed})
+
+
+def test_gate_passes_a_good_version_no_worse_than_champion():
+    scores = {"accuracy": 0.98, "f1": 0.92}
+    assert validate.rejection_reason(scores, 0.95, 0.85, check_results([True, True]), 0.92, "3") is None
+
+
+@pytest.mark.parametrize("scores, checks, champion_f1, expected", [
+    ({"accuracy": 0.90, "f1": 0.92}, [True], None, "test accuracy 0.9000 < min_accuracy 0.95"),
+    ({"accuracy": 0.98, "f1": 0.80}, [True], None, "test spam F1 0.8000 < min_f1 0.85"),
+    ({"accuracy": 0.98, "f1": 0.90}, [True], 0.91, "test spam F1 0.9000 < champion (version 3) 0.9100"),
+    ({"accuracy": 0.98, "f1": 0.92}, [True, False], None, "1 of 2 behaviour checks failed"),
+])
+def test_gate_names_each_reason(scores, checks, champion_f1, expected):
+    assert expected in validate.rejection_reason(scores, 0.95, 0.85, check_results(checks), champion_f1, "3")
+
+
+def test_missing_model_folder_is_named(tmp_path):
+    with pytest.raises(PipelineError, match=r"model folder .*/absent does not exist"):
+        hub.load_pretrained(AutoTokenizer.from_pretrained, str(tmp_path / "absent"), "model")
+
+
+def test_hub_id_offline_says_to_pass_a_local_path():
+    with pytest.raises(PipelineError, match=r"cannot load tokenizer 'distilbert-base-uncased' from the Hugging "
+                                            r"Face Hub .*pass a local path instead"):
+        tokenize.load_tokenizer("distilbert-base-uncased")
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+def test_prepare_logs_splits_label_map_dataset_and_counts(tracking, uci_file, sms_rows):
+    result, lines = invoke(prepare.main, "--dataset", uci_file)
+    assert result.exit_code == 0, result.output
+    run = only_run(tracking)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["output_uri"] == f"runs:/{run.info.run_id}/data"
+    assert run.data.metrics["duplicates_dropped"] == 5 and run.data.metrics["rows_kept"] == len(sms_rows) - 5
+    assert run.data.tags["data_digest"] == run.inputs.dataset_inputs[0].dataset.digest
+    assert run.inputs.dataset_inputs[0].dataset.source_type == "local"
+    folder = Path(tracking.download_artifacts(run.info.run_id, "data"))
+    assert json.loads((folder / "label_map.json").read_text()) == {"ham": 0, "spam": 1}
+    splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in tokenize.SPLITS}
+    assert sum(map(len, splits.values())) == run.data.metrics["rows_kept"]
+    assert all(list(part.columns) == ["text", "label"] and set(part["label"]) == {0, 1} for part in splits.values())
+
+
+def test_tokenize_logs_dataset_tokenizer_and_lengths(tracking, uci_file, tiny_model):
+    invoke(prepare.main, "--dataset", uci_file)
+    data_uri = only_run(tracking).data.tags["output_uri"]
+    result, _ = invoke(tokenize.main, "--data", data_uri, "--model", tiny_model, "--max-length", 32)
+    assert result.exit_code == 0, result.output
+    runs = tracking.search_runs([tracking.get_experiment_by_name("tests").experiment_id])
+    run = next(r for r in runs if r.data.tags["output_uri"].endswith("/tokenized"))
+    assert run.data.tags["data_digest"]  # carried from prepare
+    assert 0 < run.data.metrics["token_length_median"] <= run.data.metrics["token_length_max"]
+    folder = Path(tracking.download_artifacts(run.info.run_id, "tokenized"))
+    datasets, tokenizer, label_map = train.read_tokenized(folder)
+    assert set(datasets) == set(tokenize.SPLITS) and label_map == {"ham": 0, "spam": 1}
+    assert max(len(ids) for ids in datasets["train"]["input_ids"]) <= 32
+    assert tokenizer.is_fast
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("content, fragments", [
+    (None, ["does not exist", "pass an existing file"]),
+    ("kind,words\nham,hello\n", ["no text column found (columns: kind, words)", "set text_column"]),
+    ("label,text\nham,hello\neggs,spam spam\n", ["unexpected labels 'eggs'", "ham/spam or 0/1"]),
+    ("label,text\n", ["no non-empty text"]),
+    ("label,text\nham,a\nham,b\nspam,c\nham,d\nspam,e\n", ["too few to split stratified", "add data"]),
+])
+def test_prepare_bad_data_fails_with_one_line(tracking, tmp_path, content, fragments):
+    path = tmp_path / "sms.csv"
+    if content is not None:
+        write(path, content)
+    result, lines = invoke(prepare.main, "--dataset", path)
+    assert_one_line_error(result, lines, *fragments)
+    run = only_run(tracking)
+    assert run.info.status == "FAILED" and run.data.tags["error"] == lines[-1][len("Error: "):]
+
+
+def test_tokenize_with_missing_model_folder_fails_with_one_line(tracking, uci_file, tmp_path):
+    invoke(prepare.main, "--dataset", uci_file)
+    data_uri = only_run(tracking).data.tags["output_uri"]
+    result, lines = invoke(tokenize.main, "--data", data_uri, "--model", tmp_path / "no-model")
+    assert_one_line_error(result, lines, "no-model does not exist", "save_pretrained")
+
+
+def test_train_of_a_folder_that_tokenize_did_not_write_fails_with_one_line(tracking, tmp_path):
+    result, lines = invoke(train.main, "--tokenized", tmp_path)
+    assert_one_line_error(result, lines, "has no dataset/ and tokenizer/", "output URI of tokenize")
+
+
+def test_register_of_something_that_is_no_checkpoint_registers_nothing(tracking, tmp_path):
+    result, lines = invoke(register.main, "--checkpoint", tmp_path)
+    assert_one_line_error(result, lines, "holds no model", "output URI of train")
+    assert tracking.search_model_versions() == []
+
+
+def test_pipeline_builds_on_the_requested_device(tiny_model):
+    classifier = register.build_pipeline(str(tiny_model), batch_size=4, device="cpu")
+    assert classifier.device.type == "cpu" and classifier._batch_size == 4
+    assert register.resolve_device("auto") in ("cpu", "cuda") and register.resolve_device("cuda:1") == "cuda:1"
+
+
+def test_predict_maps_labels_and_spam_probability():
+    class Model:
+        def predict(self, texts):
+            return pd.DataFrame({"label": ["ham", "spam"], "score": [0.9, 0.8]})
+
+    labels, spam = validate.predict(Model(), ["a", "b"])
+    assert labels.tolist() == [0, 1] and np.allclose(spam, [0.1, 0.8])
+
+
+def test_current_champion_is_none_when_validating_the_champion_itself():
+    class Client:
+        def get_model_version_by_alias(self, name, alias):
+            return type("Version", (), {"version": 3})  # MLflow 3 gives versions as int
+
+    assert validate.current_champion(Client(), "spam-classifier", "3") is None
+    assert validate.current_champion(Client(), "spam-classifier", "4") == "3"
