@@ -2,26 +2,49 @@
 
 Each step runs through mlflow.projects.run in this run's experiment, as a child of this run;
 the output URI it records (tag `output_uri`) is the next step's input. The parent records
-each step's run id, the registered version and the validation metrics. A failing step
-fails the parent and stops the chain.
-"""
+each step's run id, whether it was reused, the registered version and the validation
+metrics. A failing step fails the parent and stops the chain.
 
-from pathlib import Path
+Reuse: a step is not run again when a FINISHED run of the same entry point exists in the
+experiment with the same resolved parameters (its upstream inputs among them), made from the
+same commit with a clean tree, and this checkout is clean too. `--use-cache false` turns it off.
+"""
 
 import click
 import mlflow
+from mlflow.projects import _project_spec
 from mlflow.tracking import MlflowClient
 
 from steps import tracking
 from steps.errors import PipelineError
 
-PROJECT_DIR = str(Path(__file__).resolve().parent.parent)
+
+def reusable_run(entry_point: str, parameters: dict, experiment_id: str, commit: str):
+    """A finished run that did exactly this step: same entry point, resolved params and clean commit."""
+    spec = _project_spec.load_project(str(tracking.PROJECT_DIR)).get_entry_point(entry_point)
+    resolved, _ = spec.compute_parameters(parameters, storage_dir=None)  # what `mlflow run` logs, defaults too
+    candidates = MlflowClient().search_runs(
+        [experiment_id],
+        f"tags.`mlflow.project.entryPoint` = '{entry_point}' AND attributes.status = 'FINISHED' "
+        f"AND tags.`mlflow.source.git.commit` = '{commit}' AND tags.{tracking.DIRTY_TAG} = 'false'",
+        order_by=["attributes.start_time DESC"], max_results=100)
+    for run in candidates:
+        if tracking.OUTPUT_TAG in run.data.tags and \
+                all(run.data.params.get(key) == str(value) for key, value in resolved.items()):
+            return run
+    return None
 
 
-def run_step(entry_point: str, parameters: dict, experiment_id: str):
-    """Run one entry point as a child of the active run; the finished child run."""
+def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse_commit: str | None):
+    """The finished run of one entry point: a reused one, or a new child of the active run."""
+    reused = reuse_commit and reusable_run(entry_point, parameters, experiment_id, reuse_commit)
+    mlflow.set_tag(f"{entry_point}_reused", str(bool(reused)).lower())
+    if reused:
+        click.echo(f"== {entry_point}: reusing run {reused.info.run_id}")
+        mlflow.set_tag(f"{entry_point}_run_id", reused.info.run_id)
+        return reused
     click.echo(f"== {entry_point}")
-    submitted = mlflow.projects.run(PROJECT_DIR, entry_point=entry_point, parameters=parameters,
+    submitted = mlflow.projects.run(str(tracking.PROJECT_DIR), entry_point=entry_point, parameters=parameters,
                                     experiment_id=experiment_id, env_manager="local", synchronous=False)
     succeeded = submitted.wait()
     child = MlflowClient().get_run(submitted.run_id)
@@ -32,12 +55,24 @@ def run_step(entry_point: str, parameters: dict, experiment_id: str):
     return child
 
 
+def reuse_commit(use_cache: bool) -> str | None:
+    """The commit whose finished steps may be reused, or None when nothing may be."""
+    if not use_cache:
+        return None
+    commit, dirty = tracking.git_state()
+    if commit is None or dirty:
+        click.echo("step reuse off: " + ("not a git checkout" if commit is None else "the tree has uncommitted changes"))
+        return None
+    return commit
+
+
 def run_pipeline(params: dict, experiment_id: str) -> dict:
     """The five steps in order, each fed the previous outputs; their finished runs by name."""
     runs = {}
+    commit = reuse_commit(params["use_cache"].lower() in ("true", "1", "yes"))
 
     def step(name, **parameters):
-        runs[name] = run_step(name, parameters, experiment_id)
+        runs[name] = run_step(name, parameters, experiment_id, commit)
         return runs[name].data.tags[tracking.OUTPUT_TAG]
 
     data = step("prepare", dataset=params["dataset"], text_column=params["text_column"],
@@ -46,18 +81,22 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
     tokenized = step("tokenize", data=data, model=params["model"], max_length=params["max_length"])
     checkpoint = step("train", tokenized=tokenized, model=params["model"], epochs=params["epochs"],
                       batch_size=params["batch_size"], learning_rate=params["learning_rate"],
-                      weight_decay=params["weight_decay"], warmup_ratio=params["warmup_ratio"], seed=params["seed"])
+                      weight_decay=params["weight_decay"], warmup_ratio=params["warmup_ratio"], seed=params["seed"],
+                      precision=params["precision"], group_by_length=params["group_by_length"],
+                      eval_batch_size=params["inference_batch_size"])
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
-                     batch_size=params["batch_size"], device=params["device"])
+                     batch_size=params["inference_batch_size"], device=params["device"])
     step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", min_accuracy=params["min_accuracy"],
          min_f1=params["min_f1"], checks=params["checks"])
     return runs
 
 
-def summary(runs: dict, params: dict) -> str:
+def summary(runs: dict, params: dict, parent_run_id: str) -> str:
     name = params["registered_model_name"]
     lines = ["", "Pipeline finished:"]
-    lines += [f"  {step:<9} run {run.info.run_id}  -> {run.data.tags[tracking.OUTPUT_TAG]}" for step, run in runs.items()]
+    lines += [f"  {step:<9} run {run.info.run_id}  -> {run.data.tags[tracking.OUTPUT_TAG]}"
+              + ("  (reused)" if run.data.tags.get(tracking.PARENT_TAG) != parent_run_id else "")
+              for step, run in runs.items()]
     scores = runs["validate"].data.metrics
     lines.append("  test: " + ", ".join(f"{key[5:]} {value:.4f}" for key, value in sorted(scores.items())
                                         if key.startswith("test_")))
@@ -80,11 +119,15 @@ def summary(runs: dict, params: dict) -> str:
 @click.option("--weight-decay", default="0.0", show_default=True)
 @click.option("--warmup-ratio", default="0.0", show_default=True)
 @click.option("--seed", default="22", show_default=True)
+@click.option("--precision", default="auto", show_default=True)
+@click.option("--group-by-length", default="true", show_default=True)
+@click.option("--inference-batch-size", default="64", show_default=True)
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--min-accuracy", default="0.95", show_default=True)
 @click.option("--min-f1", default="0.85", show_default=True)
 @click.option("--checks", default="", help="Behaviour checks file; empty: the tutorial's two messages.")
+@click.option("--use-cache", default="true", show_default=True, help="Reuse finished identical steps.")
 def main(**params):
     # Values pass through as strings: each step's own options parse and check them.
     with tracking.step_run() as parent:
@@ -92,7 +135,7 @@ def main(**params):
         validate = runs["validate"]
         mlflow.log_metrics({key: value for key, value in validate.data.metrics.items() if key.startswith("test_")})
         mlflow.set_tag("registered_model_uri", runs["register"].data.tags[tracking.OUTPUT_TAG])
-        click.echo(summary(runs, params))
+        click.echo(summary(runs, params, parent.info.run_id))
 
 
 if __name__ == "__main__":

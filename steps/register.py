@@ -78,7 +78,8 @@ def register(model_uri: str, name: str, tags: dict[str, str]):
 @click.command(help=__doc__)
 @click.option("--checkpoint", required=True, help="URI of train's output folder.")
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Inference batch size of the served model.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N, mps, or auto.")
 def main(checkpoint, registered_model_name, batch_size, device):
     with tracking.step_run() as run:

@@ -1,6 +1,12 @@
-"""MLflow plumbing shared by the steps: the step's run, output URIs, downloads, lineage tags."""
+"""MLflow plumbing shared by the steps: the step's run, output URIs, downloads, lineage and
+reproducibility records."""
 
 import contextlib
+import importlib.metadata
+import platform
+import sys
+import urllib.request
+from pathlib import Path
 
 import click
 import mlflow
@@ -9,9 +15,55 @@ from mlflow.tracking import MlflowClient
 
 from steps.errors import PipelineError
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 OUTPUT_TAG = "output_uri"  # what `main` reads back from a finished step to feed the next
 ERROR_TAG = "error"        # the one-line reason a step failed
 DATA_DIGEST_TAG = "data_digest"
+DIRTY_TAG = "git_dirty"    # "true" when the code that ran differs from its commit
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def git_state(folder: Path = PROJECT_DIR) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the checkout holding `folder`; (None, None) outside git."""
+    import git  # GitPython, which MLflow depends on
+
+    try:
+        repo = git.Repo(folder, search_parent_directories=True)
+        return repo.head.commit.hexsha, repo.is_dirty(untracked_files=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None, None
+
+
+def library_versions() -> str:
+    """Python, platform and every installed distribution, pinned: enough to rebuild the environment."""
+    pins = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
+                   if d.metadata["Name"]}, key=str.lower)
+    return "\n".join([f"# python {sys.version.split()[0]} on {platform.platform()}", *pins]) + "\n"
+
+
+def check_tracking_server() -> None:
+    """Fail at once, in one line, when an HTTP tracking server does not answer (MLflow itself
+    retries for minutes and then prints a traceback)."""
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
+    except OSError as err:
+        raise click.ClickException(f"cannot reach the MLflow tracking server at {uri} ({getattr(err, 'reason', err)}): "
+                                   "start it, or set MLFLOW_TRACKING_URI to a server that runs") from None
+
+
+def record_reproducibility(run) -> None:
+    """Every resolved option (defaults too), the git state and the exact library versions."""
+    context = click.get_current_context(silent=True)
+    if context:
+        logged = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logs the MLproject's
+        mlflow.log_params({key: value for key, value in context.params.items() if key not in logged})
+    commit, dirty = git_state()
+    if commit:
+        mlflow.set_tags({"mlflow.source.git.commit": commit, DIRTY_TAG: str(dirty).lower()})
+    mlflow.log_text(library_versions(), "environment/versions.txt")
 
 
 @contextlib.contextmanager
@@ -21,7 +73,9 @@ def step_run():
     A PipelineError is recorded on the run, marks it FAILED, and leaves the command as a
     one-line `Error: ...` with exit code 1.
     """
+    check_tracking_server()
     with mlflow.start_run() as run:
+        record_reproducibility(run)
         try:
             yield run
         except PipelineError as err:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import click
 import mlflow
+import torch
 from datasets import load_from_disk
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                          TrainingArguments)
+                          TrainingArguments, set_seed)
 
 from steps import hub, tracking
 from steps.errors import PipelineError
@@ -30,10 +31,28 @@ from steps.metrics import trainer_metrics
 os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")
 
 
+# The recipe's defaults, shared by the command line below and the benchmark.
+DEFAULTS = {"epochs": 3.0, "batch_size": 8, "learning_rate": 5e-5, "weight_decay": 0.0, "warmup_ratio": 0.0,
+            "seed": 22, "precision": "auto", "group_by_length": True, "eval_batch_size": 64}
+
+
+def pick_precision(requested: str) -> str:
+    """bf16 where the hardware computes it natively (recent GPUs; CPUs with AMX or AVX-512 bf16),
+    fp16 on older GPUs, fp32 otherwise; or what was requested."""
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") and \
+        torch.cpu._is_avx512_bf16_supported() else "fp32"
+
+
 def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], output_dir: str, *,
               epochs: float, batch_size: int, learning_rate: float, weight_decay: float,
-              warmup_ratio: float, seed: int, report_to: str = "none") -> Trainer:
+              warmup_ratio: float, seed: int, precision: str = "fp32", group_by_length: bool = False,
+              eval_batch_size: int | None = None, report_to: str = "none") -> Trainer:
     """Train, evaluating and checkpointing each epoch; the best epoch by validation F1 is loaded at the end."""
+    set_seed(seed)  # the new classification head is drawn at loading, before the Trainer seeds anything
     model = hub.load_pretrained(
         lambda name: AutoModelForSequenceClassification.from_pretrained(
             name, num_labels=len(label_map), label2id=label_map, id2label={i: n for n, i in label_map.items()}),
@@ -42,11 +61,15 @@ def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], 
         output_dir=output_dir,
         num_train_epochs=epochs,
         per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
+        per_device_eval_batch_size=eval_batch_size or batch_size,
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         warmup_steps=warmup_ratio,  # a float below 1 is a ratio of all steps
         seed=seed,
+        bf16=precision == "bf16",  # autocast: weights stay fp32
+        fp16=precision == "fp16",
+        # Batches of similar lengths waste little on padding.
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=1,  # with load_best_model_at_end the best is kept as well
@@ -81,20 +104,29 @@ def read_tokenized(folder: Path):
 @click.command(help=__doc__)
 @click.option("--tokenized", required=True, help="URI of tokenize's output folder.")
 @click.option("--model", default="distilbert-base-uncased", show_default=True)
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=3, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=5e-5, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
-@click.option("--warmup-ratio", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True)
-@click.option("--seed", type=int, default=22, show_default=True)
-def main(tokenized, model, epochs, batch_size, learning_rate, weight_decay, warmup_ratio, seed):
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["epochs"], show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["learning_rate"],
+              show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=DEFAULTS["weight_decay"], show_default=True)
+@click.option("--warmup-ratio", type=click.FloatRange(min=0, max=1, max_open=True), default=DEFAULTS["warmup_ratio"],
+              show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=DEFAULTS["precision"],
+              show_default=True, help="auto: bf16 where the hardware has it, fp16 on older GPUs, else fp32.")
+@click.option("--group-by-length", type=bool, default=DEFAULTS["group_by_length"], show_default=True,
+              help="Batch messages of similar length together (less padding).")
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=DEFAULTS["eval_batch_size"], show_default=True)
+def main(tokenized, model, epochs, batch_size, learning_rate, weight_decay, warmup_ratio, seed, precision,
+         group_by_length, eval_batch_size):
     with tracking.step_run() as run:
         tracking.carry_data_digest(tokenized)
         datasets, tokenizer, label_map = read_tokenized(Path(tracking.download(tokenized, "the tokenized splits")))
         with tempfile.TemporaryDirectory() as tmp:
             trainer = fine_tune(datasets, tokenizer, model, label_map, str(Path(tmp, "trainer")), epochs=epochs,
                                 batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                                warmup_ratio=warmup_ratio, seed=seed, report_to="mlflow")
+                                warmup_ratio=warmup_ratio, seed=seed, precision=pick_precision(precision),
+                                group_by_length=group_by_length, eval_batch_size=eval_batch_size, report_to="mlflow")
             mlflow.log_dict(trainer.args.to_dict(), "training_args.json")
             mlflow.log_metric("best_validation_f1", trainer.state.best_metric)
             checkpoint = Path(tmp, "checkpoint")

@@ -34,9 +34,18 @@ CHAMPION_ALIAS = "champion"
 DEFAULT_CHECKS = str(Path(__file__).parent / "checks" / "tutorial.csv")
 
 
+def predict_in_length_order(predict_batch, texts) -> pd.DataFrame:
+    """`predict_batch` (texts in, a frame of rows out) over the texts sorted by length, rows back
+    in the input order: each batch then holds messages of similar length and pads little."""
+    texts = list(texts)
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    output = pd.DataFrame(predict_batch([texts[i] for i in order]))
+    return output.iloc[np.argsort(order)].reset_index(drop=True)
+
+
 def predict(model, texts) -> tuple[np.ndarray, np.ndarray]:
     """Predicted label ids and spam probabilities from a pyfunc text classifier."""
-    output = model.predict(list(texts))
+    output = predict_in_length_order(model.predict, texts)
     unknown = set(output["label"]) - set(data.LABELS)
     if unknown:
         raise PipelineError(f"the model predicts labels {sorted(unknown)}, not {sorted(data.LABELS)}: "

@@ -9,7 +9,7 @@ from mlflow.projects import _project_spec
 from tests.conftest import PROJECT_DIR
 
 PROJECT = _project_spec.load_project(str(PROJECT_DIR))
-ENTRY_POINTS = ["main", "prepare", "tokenize", "train", "register", "validate"]
+ENTRY_POINTS = ["main", "prepare", "tokenize", "train", "register", "validate", "reproduce"]
 
 
 def test_entry_points_and_environment():
@@ -31,7 +31,7 @@ def test_mlproject_parameters_are_the_commands_options_with_the_same_defaults(en
         elif default is None:
             assert options[name].required, name
         else:
-            assert str(default) == str(option_default), name
+            assert str(default).lower() == str(option_default).lower(), name
 
 
 def test_conda_pip_section_is_requirements_txt():

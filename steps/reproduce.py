@@ -1,0 +1,104 @@
+"""reproduce: run a finished `main` again from a fresh clone of its commit and compare metrics.
+
+Inputs:  run_id (a run of `main`), tolerance (largest difference allowed per metric).
+Does:    reads the run's source, commit and parameters; clones the source into a temporary
+         folder and checks the commit out there (the user's working tree is never touched);
+         runs `main` from that clone with the same parameters and step reuse off, as a child
+         of this run; prints each test metric old and new with the difference.
+Logs:    tags reproduced_run_id, reproduction_run_id, source, commit; a metric
+         `difference_<metric>` for each test metric.
+Fails:   when a metric differs by more than the tolerance, or a metric is missing.
+"""
+
+import tempfile
+
+import click
+import git
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from steps import tracking
+from steps.errors import PipelineError
+
+
+def source_of(run) -> tuple[str, str]:
+    """The git source (URL or local folder) and commit a run was made from."""
+    tags = run.data.tags
+    source = tags.get("mlflow.source.name", "").split("#")[0].removeprefix("file://")
+    commit = tags.get("mlflow.source.git.commit")
+    if not commit or not source:
+        raise PipelineError(f"run {run.info.run_id} records no git source and commit: only runs made from a "
+                            "git checkout or URL can be reproduced")
+    return source, commit
+
+
+def clone_at(source: str, commit: str, folder: str) -> None:
+    try:
+        repo = git.Repo.clone_from(source, folder)
+    except git.GitCommandError as err:
+        raise PipelineError(f"cannot clone {source} ({err.stderr.strip().splitlines()[-1] if err.stderr else err}): "
+                            "make the project's repository reachable from here") from None
+    try:
+        repo.git.checkout(commit)
+    except git.GitCommandError:
+        raise PipelineError(f"commit {commit} does not exist in {source}: was it pushed, or the history "
+                            "rewritten?") from None
+
+
+def compare(old: dict[str, float], new: dict[str, float], tolerance: float) -> tuple[list[str], list[str]]:
+    """Report lines for every test metric, and the names of those that differ beyond the tolerance."""
+    lines, differing = [], []
+    for name in sorted(key for key in old if key.startswith("test_")):
+        if name not in new:
+            lines.append(f"  {name:<15} {old[name]:.6f} -> missing")
+            differing.append(name)
+            continue
+        difference = new[name] - old[name]
+        lines.append(f"  {name:<15} {old[name]:.6f} -> {new[name]:.6f}  ({difference:+.2e})")
+        if abs(difference) > tolerance:
+            differing.append(name)
+    return lines, differing
+
+
+@click.command(help=__doc__)
+@click.option("--run-id", required=True, help="The run id of a finished main run.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-6, show_default=True)
+def main(run_id, tolerance):
+    with tracking.step_run() as run:
+        client = MlflowClient()
+        try:
+            original = client.get_run(run_id)
+        except MlflowException:
+            raise PipelineError(f"no run {run_id} at {mlflow.get_tracking_uri()}: pass the run id of a main run "
+                                "(MLflow UI, or `mlflow runs list`)") from None
+        if original.data.tags.get("mlflow.project.entryPoint") != "main" or original.info.status != "FINISHED":
+            raise PipelineError(f"run {run_id} is not a finished run of main: pass the run id of a finished main run")
+        source, commit = source_of(original)
+        if original.data.tags.get(tracking.DIRTY_TAG) == "true":
+            click.echo(f"note: run {run_id} had uncommitted changes; reproducing commit {commit} without them")
+        mlflow.set_tags({"reproduced_run_id": run_id, "reproduced_source": source, "reproduced_commit": commit})
+        parameters = {**original.data.params, "use_cache": "false"}
+
+        with tempfile.TemporaryDirectory() as folder:
+            clone_at(source, commit, folder)
+            click.echo(f"== main from {source} at {commit[:12]}")
+            submitted = mlflow.projects.run(folder, entry_point="main", parameters=parameters,
+                                            experiment_id=run.info.experiment_id, env_manager="local",
+                                            synchronous=False)
+            succeeded = submitted.wait()
+        mlflow.set_tag("reproduction_run_id", submitted.run_id)
+        if not succeeded:
+            raise PipelineError(f"the reproduction (run {submitted.run_id}) failed: see its output above")
+
+        new = client.get_run(submitted.run_id).data.metrics
+        lines, differing = compare(original.data.metrics, new, tolerance)
+        mlflow.log_metrics({f"difference_{name}": new[name] - value for name, value in original.data.metrics.items()
+                            if name.startswith("test_") and name in new})
+        click.echo(f"run {run_id} reproduced as {submitted.run_id}:\n" + "\n".join(lines))
+        if differing:
+            raise PipelineError(f"{', '.join(differing)} differ by more than {tolerance:g} from run {run_id}")
+
+
+if __name__ == "__main__":
+    main()

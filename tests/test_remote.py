@@ -1,0 +1,241 @@
+"""Runs against a real tracking server and a real git server on loopback: git URLs, older
+commits, reuse of finished steps, `reproduce`, and the failure paths."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import PROJECT_DIR
+from tests.test_pipeline import STEPS, error_line, tiny_params
+
+EXPERIMENT = "remote"
+GIT = ["git", "-c", "user.name=Tests", "-c", "user.email=tests@example.com"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(ready, what, seconds=90):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} did not start in {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`mlflow server` on a free loopback port, sqlite behind it, artifacts proxied into a temp folder."""
+    folder = tmp_path_factory.mktemp("server")
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    uri = f"http://127.0.0.1:{port}"
+    wait_until(lambda: urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200, "mlflow server")
+    yield uri
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """The project (as it is in this checkout) committed twice and served by `git daemon`."""
+    base = tmp_path_factory.mktemp("git")
+    work = base / "work"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT_DIR,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (PROJECT_DIR / name).is_file():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_DIR / name, work / name)
+    subprocess.run(GIT + ["init", "-q", "-b", "main"], cwd=work, check=True)
+    commits = []
+    for message in ("first", "second"):
+        if commits:
+            (work / "README.md").write_text((work / "README.md").read_text() + "\nA later commit.\n")
+        subprocess.run(GIT + ["add", "-A"], cwd=work, check=True)
+        subprocess.run(GIT + ["commit", "-q", "-m", message], cwd=work, check=True)
+        commits.append(subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True,
+                                      check=True).stdout.strip())
+    served = base / "served"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "spam-classifier.git")], check=True)
+    # `mlflow run --version <commit>` fetches a commit by id.
+    subprocess.run(["git", "config", "uploadpack.allowAnySHA1InWant", "true"], cwd=served / "spam-classifier.git",
+                   check=True)
+    port = free_port()
+    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
+                               f"--base-path={served}", str(served)], stderr=subprocess.DEVNULL)
+    url = f"git://127.0.0.1:{port}/spam-classifier.git"
+    wait_until(lambda: subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0, "git daemon")
+    yield {"url": url, "commits": commits}
+    daemon.terminate()
+    daemon.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    mlflow.set_tracking_uri(server)
+    yield MlflowClient(server)
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("elsewhere")  # not the project: local paths would not resolve here
+
+
+def run(server, workdir, *args, project=None):
+    env = {"MLFLOW_TRACKING_URI": server}
+    command = [sys.executable, "-m", "mlflow", "run", str(project), "--env-manager", "local",
+               "--experiment-name", EXPERIMENT, *args] if project else [sys.executable, "-m", *args]
+    return subprocess.run(command, cwd=workdir, env={**__import__("os").environ, **env}, capture_output=True,
+                          text=True, timeout=600)
+
+
+def main_runs(client):
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([experiment.experiment_id], "tags.`mlflow.project.entryPoint` = 'main'",
+                              order_by=["attributes.start_time ASC"])
+
+
+def children(client, parent):
+    runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    return {r.data.tags["mlflow.project.entryPoint"]: r for r in runs}
+
+
+@pytest.fixture(scope="module")
+def first(server, repo, client, workdir, uci_file, tiny_model):
+    """`main` from the git URL, through the server."""
+    result = run(server, workdir, *tiny_params(uci_file, tiny_model), project=repo["url"])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    [parent] = main_runs(client)
+    return parent
+
+
+def test_main_from_git_url_through_the_server(first, repo, client):
+    steps = children(client, first)
+    assert sorted(steps) == sorted(STEPS) and all(r.info.status == "FINISHED" for r in steps.values())
+    for current in [first, *steps.values()]:
+        tags = current.data.tags
+        assert tags["mlflow.source.git.commit"] == repo["commits"][1]
+        assert tags["git_dirty"] == "false"
+        assert [a.path for a in client.list_artifacts(current.info.run_id, "environment")] == \
+            ["environment/versions.txt"]
+    assert first.data.tags["mlflow.source.name"] == repo["url"]
+    assert steps["train"].data.params["weight_decay"] == "0.0"  # defaults recorded too
+    assert steps["train"].data.params["seed"] == steps["prepare"].data.params["seed"] == "22"
+    assert len({r.data.tags["data_digest"] for r in steps.values() if r.data.tags["mlflow.project.entryPoint"]
+                in ("prepare", "tokenize", "train", "register")}) == 1
+    versions = client.download_artifacts(steps["train"].info.run_id, "environment/versions.txt")
+    assert f"mlflow=={mlflow.__version__}" in open(versions).read()
+    model = mlflow.pyfunc.load_model("models:/spam-classifier@champion")  # artifacts through the server
+    assert set(model.predict(["See you at lunch", "WIN a FREE prize now, txt CLAIM"])["label"]) <= {"ham", "spam"}
+
+
+def test_identical_rerun_reuses_every_step(first, server, repo, client, workdir, uci_file, tiny_model):
+    started = time.time()
+    result = run(server, workdir, *tiny_params(uci_file, tiny_model), project=repo["url"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    second = main_runs(client)[-1]
+    original = children(client, first)
+    assert children(client, second) == {}  # nothing ran again
+    for step in STEPS:
+        assert second.data.tags[f"{step}_reused"] == "true"
+        assert second.data.tags[f"{step}_run_id"] == original[step].info.run_id
+    assert "(reused)" in result.stdout and second.data.metrics["test_f1"] == first.data.metrics["test_f1"]
+    assert time.time() - started < 60
+
+
+def test_changed_parameter_reruns_from_the_step_it_feeds(first, server, repo, client, workdir, uci_file, tiny_model):
+    result = run(server, workdir, *tiny_params(uci_file, tiny_model, epochs=6), project=repo["url"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    changed = main_runs(client)[-1]
+    assert [changed.data.tags[f"{step}_reused"] for step in STEPS] == ["true", "true", "false", "false", "false"]
+    assert sorted(children(client, changed)) == ["register", "train", "validate"]
+
+
+def test_older_commit_by_version_runs_everything_again(first, server, repo, client, workdir, uci_file, tiny_model):
+    older = repo["commits"][0]
+    result = run(server, workdir, "--version", older, *tiny_params(uci_file, tiny_model), project=repo["url"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent = main_runs(client)[-1]
+    steps = children(client, parent)
+    assert sorted(steps) == sorted(STEPS)  # another commit: nothing reused
+    assert {r.data.tags["mlflow.source.git.commit"] for r in [parent, *steps.values()]} == {older}
+    assert parent.data.tags["mlflow.source.name"] == repo["url"]
+
+
+def test_reproduce_gives_the_same_metrics(first, server, repo, client, workdir):
+    result = run(server, workdir, "-e", "reproduce", "-P", f"run_id={first.info.run_id}", project=repo["url"])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    [reproduce] = client.search_runs([experiment.experiment_id], "tags.`mlflow.project.entryPoint` = 'reproduce'")
+    new = client.get_run(reproduce.data.tags["reproduction_run_id"])
+    assert new.data.tags["mlflow.parentRunId"] == reproduce.info.run_id
+    assert new.data.tags["mlflow.source.git.commit"] == repo["commits"][1]
+    assert sorted(children(client, new)) == sorted(STEPS)  # run again, not reused
+    for name, value in first.data.metrics.items():
+        if name.startswith("test_"):
+            assert new.data.metrics[name] == value
+            assert reproduce.data.metrics[f"difference_{name}"] == 0
+    assert f"reproduced as {new.info.run_id}" in result.stdout
+
+
+def test_dirty_tree_never_reuses(first, server, repo, client, workdir, tmp_path, uci_file, tiny_model):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", repo["url"], str(clone)], check=True)
+    (clone / "README.md").write_text("an uncommitted change\n")
+    result = run(server, workdir, *tiny_params(uci_file, tiny_model), project=clone)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent = main_runs(client)[-1]
+    steps = children(client, parent)
+    assert sorted(steps) == sorted(STEPS)
+    assert all(r.data.tags["git_dirty"] == "true" for r in steps.values())
+    assert "step reuse off: the tree has uncommitted changes" in result.stdout
+
+
+def test_unreachable_server_is_one_line_naming_the_uri(workdir):
+    uri = f"http://127.0.0.1:{free_port()}"
+    for command in (["steps.reproduce", "--run-id", "0" * 32], ["steps.prepare", "--dataset", "x.csv"]):
+        result = subprocess.run([sys.executable, "-m", *command], cwd=PROJECT_DIR, capture_output=True, text=True,
+                                env={**__import__("os").environ, "MLFLOW_TRACKING_URI": uri}, timeout=120)
+        assert result.returncode == 1
+        assert result.stderr.strip().startswith(f"Error: cannot reach the MLflow tracking server at {uri} (")
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_reproduce_of_a_run_that_does_not_exist(server, client, workdir):
+    result = run(server, PROJECT_DIR, "steps.reproduce", "--run-id", "0123456789abcdef0123456789abcdef")
+    assert result.returncode == 1
+    assert error_line(result).startswith("Error: no run 0123456789abcdef0123456789abcdef at " + server)
+
+
+def test_commit_that_does_not_exist(first, server, repo, client, workdir, uci_file, tiny_model):
+    missing = "0" * 40
+    fake = client.create_run(first.info.experiment_id, tags={
+        "mlflow.project.entryPoint": "main", "mlflow.source.name": repo["url"], "mlflow.source.git.commit": missing})
+    client.set_terminated(fake.info.run_id, "FINISHED")
+    result = run(server, PROJECT_DIR, "steps.reproduce", "--run-id", fake.info.run_id)
+    assert result.returncode == 1
+    assert error_line(result) == (f"Error: commit {missing} does not exist in {repo['url']}: "
+                                  "was it pushed, or the history rewritten?")
+    result = run(server, workdir, "--version", missing, *tiny_params(uci_file, tiny_model), project=repo["url"])
+    assert result.returncode != 0 and missing in result.stderr
