@@ -83,7 +83,8 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
                       batch_size=params["batch_size"], learning_rate=params["learning_rate"],
                       weight_decay=params["weight_decay"], warmup_ratio=params["warmup_ratio"], seed=params["seed"],
                       precision=params["precision"], group_by_length=params["group_by_length"],
-                      eval_batch_size=params["inference_batch_size"])
+                      eval_batch_size=params["inference_batch_size"],
+                      device="cpu" if params["device"] == "cpu" else "auto")
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
                      batch_size=params["inference_batch_size"], device=params["device"])
     step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", min_accuracy=params["min_accuracy"],

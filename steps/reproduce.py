@@ -10,7 +10,9 @@ Logs:    tags reproduced_run_id, reproduction_run_id, source, commit; a metric
 Fails:   when a metric differs by more than the tolerance, or a metric is missing.
 """
 
+import shlex
 import tempfile
+from pathlib import Path
 
 import click
 import git
@@ -31,6 +33,25 @@ def source_of(run) -> tuple[str, str]:
         raise PipelineError(f"run {run.info.run_id} records no git source and commit: only runs made from a "
                             "git checkout or URL can be reproduced")
     return source, commit
+
+
+def recorded_parameters(run) -> dict[str, str]:
+    """The parameters as given: MLflow Projects record them shell-quoted (`''` for an empty one)."""
+    def unquote(value):
+        parts = shlex.split(value)
+        return parts[0] if len(parts) == 1 else "" if not parts else value
+
+    return {key: unquote(value) for key, value in run.data.params.items()}
+
+
+def with_absolute_paths(parameters: dict[str, str], source: str) -> dict[str, str]:
+    """Relative paths (`-P dataset=../data/sms.tsv`) were relative to the original checkout;
+    the reproduction runs from a clone elsewhere."""
+    base = Path(source)
+    if not base.is_dir():
+        return parameters
+    return {key: str((base / value).resolve()) if value and not Path(value).is_absolute() and "://" not in value
+            and ":/" not in value and (base / value).exists() else value for key, value in parameters.items()}
 
 
 def clone_at(source: str, commit: str, folder: str) -> None:
@@ -78,7 +99,7 @@ def main(run_id, tolerance):
         if original.data.tags.get(tracking.DIRTY_TAG) == "true":
             click.echo(f"note: run {run_id} had uncommitted changes; reproducing commit {commit} without them")
         mlflow.set_tags({"reproduced_run_id": run_id, "reproduced_source": source, "reproduced_commit": commit})
-        parameters = {**original.data.params, "use_cache": "false"}
+        parameters = {**with_absolute_paths(recorded_parameters(original), source), "use_cache": "false"}
 
         with tempfile.TemporaryDirectory() as folder:
             clone_at(source, commit, folder)

@@ -33,7 +33,11 @@ os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")
 
 # The recipe's defaults, shared by the command line below and the benchmark.
 DEFAULTS = {"epochs": 3.0, "batch_size": 8, "learning_rate": 5e-5, "weight_decay": 0.0, "warmup_ratio": 0.0,
-            "seed": 22, "precision": "auto", "group_by_length": True, "eval_batch_size": 64}
+            "seed": 22, "precision": "auto", "group_by_length": True, "eval_batch_size": 64, "device": "auto"}
+
+
+def has_accelerator() -> bool:
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
 def pick_precision(requested: str) -> str:
@@ -41,6 +45,8 @@ def pick_precision(requested: str) -> str:
     fp16 on older GPUs, fp32 otherwise; or what was requested."""
     if requested != "auto":
         return requested
+    if torch.backends.mps.is_available():
+        return "fp32"
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") and \
@@ -50,8 +56,12 @@ def pick_precision(requested: str) -> str:
 def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], output_dir: str, *,
               epochs: float, batch_size: int, learning_rate: float, weight_decay: float,
               warmup_ratio: float, seed: int, precision: str = "fp32", group_by_length: bool = False,
-              eval_batch_size: int | None = None, report_to: str = "none") -> Trainer:
-    """Train, evaluating and checkpointing each epoch; the best epoch by validation F1 is loaded at the end."""
+              eval_batch_size: int | None = None, device: str = "auto", report_to: str = "none") -> Trainer:
+    """Train, evaluating and checkpointing each epoch; the best epoch by validation F1 is loaded at the end.
+
+    device "auto" takes a GPU (or Apple's MPS) when there is one, else the CPU; "cpu" forces the CPU.
+    """
+    precision = pick_precision(precision)
     set_seed(seed)  # the new classification head is drawn at loading, before the Trainer seeds anything
     model = hub.load_pretrained(
         lambda name: AutoModelForSequenceClassification.from_pretrained(
@@ -66,6 +76,7 @@ def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], 
         weight_decay=weight_decay,
         warmup_steps=warmup_ratio,  # a float below 1 is a ratio of all steps
         seed=seed,
+        use_cpu=device == "cpu" or not has_accelerator(),
         bf16=precision == "bf16",  # autocast: weights stay fp32
         fp16=precision == "fp16",
         # Batches of similar lengths waste little on padding.
@@ -117,16 +128,20 @@ def read_tokenized(folder: Path):
 @click.option("--group-by-length", type=bool, default=DEFAULTS["group_by_length"], show_default=True,
               help="Batch messages of similar length together (less padding).")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=DEFAULTS["eval_batch_size"], show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu"]), default=DEFAULTS["device"], show_default=True,
+              help="auto: a GPU when there is one; cpu: the CPU even then.")
 def main(tokenized, model, epochs, batch_size, learning_rate, weight_decay, warmup_ratio, seed, precision,
-         group_by_length, eval_batch_size):
+         group_by_length, eval_batch_size, device):
     with tracking.step_run() as run:
         tracking.carry_data_digest(tokenized)
         datasets, tokenizer, label_map = read_tokenized(Path(tracking.download(tokenized, "the tokenized splits")))
         with tempfile.TemporaryDirectory() as tmp:
             trainer = fine_tune(datasets, tokenizer, model, label_map, str(Path(tmp, "trainer")), epochs=epochs,
                                 batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                                warmup_ratio=warmup_ratio, seed=seed, precision=pick_precision(precision),
-                                group_by_length=group_by_length, eval_batch_size=eval_batch_size, report_to="mlflow")
+                                warmup_ratio=warmup_ratio, seed=seed, precision=precision,
+                                group_by_length=group_by_length, eval_batch_size=eval_batch_size, device=device,
+                                report_to="mlflow")
+            mlflow.set_tag("precision", pick_precision(precision))
             mlflow.log_dict(trainer.args.to_dict(), "training_args.json")
             mlflow.log_metric("best_validation_f1", trainer.state.best_metric)
             checkpoint = Path(tmp, "checkpoint")

@@ -1,6 +1,7 @@
 """Runs against a real tracking server and a real git server on loopback: git URLs, older
 commits, reuse of finished steps, `reproduce`, and the failure paths."""
 
+import os
 import shutil
 import socket
 import subprocess
@@ -106,7 +107,7 @@ def run(server, workdir, *args, project=None):
     env = {"MLFLOW_TRACKING_URI": server}
     command = [sys.executable, "-m", "mlflow", "run", str(project), "--env-manager", "local",
                "--experiment-name", EXPERIMENT, *args] if project else [sys.executable, "-m", *args]
-    return subprocess.run(command, cwd=workdir, env={**__import__("os").environ, **env}, capture_output=True,
+    return subprocess.run(command, cwd=workdir, env={**os.environ, **env}, capture_output=True,
                           text=True, timeout=600)
 
 
@@ -216,7 +217,7 @@ def test_unreachable_server_is_one_line_naming_the_uri(workdir):
     uri = f"http://127.0.0.1:{free_port()}"
     for command in (["steps.reproduce", "--run-id", "0" * 32], ["steps.prepare", "--dataset", "x.csv"]):
         result = subprocess.run([sys.executable, "-m", *command], cwd=PROJECT_DIR, capture_output=True, text=True,
-                                env={**__import__("os").environ, "MLFLOW_TRACKING_URI": uri}, timeout=120)
+                                env={**os.environ, "MLFLOW_TRACKING_URI": uri}, timeout=120)
         assert result.returncode == 1
         assert result.stderr.strip().startswith(f"Error: cannot reach the MLflow tracking server at {uri} (")
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
-from steps import hub, prepare, register, tokenize, train, validate
+from steps import hub, prepare, register, reproduce, tokenize, train, validate
 from steps.errors import PipelineError
 from steps.metrics import classification_metrics
 
@@ -183,3 +183,25 @@ def test_current_champion_is_none_when_validating_the_champion_itself():
 
     assert validate.current_champion(Client(), "spam-classifier", "3") is None
     assert validate.current_champion(Client(), "spam-classifier", "4") == "3"
+
+
+def test_reproduce_makes_paths_of_a_local_source_absolute(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sms.tsv").write_text("ham\thi\n")
+    parameters = {"dataset": "data/sms.tsv", "model": "distilbert-base-uncased", "checks": "", "epochs": "3",
+                  "tokenized": "runs:/abc/tokenized"}
+    assert reproduce.with_absolute_paths(parameters, str(tmp_path)) == {**parameters,
+                                                                       "dataset": str(tmp_path / "data" / "sms.tsv")}
+    assert reproduce.with_absolute_paths(parameters, "git://127.0.0.1:9418/x.git") == parameters
+
+
+def test_reproduce_compares_every_test_metric():
+    lines, differing = reproduce.compare({"test_f1": 0.9, "test_accuracy": 0.95, "loss": 1.0},
+                                         {"test_f1": 0.9, "test_accuracy": 0.94}, tolerance=1e-6)
+    assert differing == ["test_accuracy"] and len(lines) == 2 and "(+0.00e+00)" in lines[1]
+    assert reproduce.compare({"test_f1": 0.9}, {}, 1e-6)[1] == ["test_f1"]
+
+
+def test_reproduce_unquotes_what_mlflow_projects_recorded():
+    run = type("Run", (), {"data": type("Data", (), {"params": {"a": "''", "b": "'x y'", "c": "0.2", "d": ""}})})
+    assert reproduce.recorded_parameters(run) == {"a": "", "b": "x y", "c": "0.2", "d": ""}
