@@ -74,7 +74,7 @@ def tutorial_recipe(splits, model, epochs, seed, workdir):
             "params": classifier.num_parameters()}
 
 
-def our_recipe(splits, model, epochs, seed, workdir, **overrides):
+def our_recipe(splits, model, epochs, seed, workdir, overrides):
     start = time.perf_counter()
     tokenizer = tokenize.load_tokenizer(model)
     tokenized, _ = tokenize.tokenize_splits(splits, tokenizer, 128)
@@ -115,7 +115,7 @@ def main(data_path, model, epochs, seed, skip_tutorial, overrides):
     with tempfile.TemporaryDirectory() as tmp:
         if not skip_tutorial:
             recipes["tutorial"] = tutorial_recipe(splits, model, epochs, seed, str(Path(tmp, "tutorial")))
-        recipes["ours"] = our_recipe(splits, model, epochs, seed, str(Path(tmp, "ours")), **settings)
+        recipes["ours"] = our_recipe(splits, model, epochs, seed, str(Path(tmp, "ours")), settings)
     print("ours: " + ", ".join(f"{k}={v}" for k, v in recipes["ours"]["settings"].items()))
 
     header = f"{'recipe':<9} {'train ex/s':>10} {'train s':>8} {'tokenize s':>10} {'useful tok/s':>12} " \

@@ -147,7 +147,8 @@ def test_failed_checks_reject_the_version_and_leave_the_champion(pipeline, store
 def test_bad_input_fails_the_step_and_the_parent_and_registers_nothing(
         pipeline, store, client, uci_file, tiny_model, bad, failing_step, fragment):
     versions_before = len(client.search_model_versions("name='spam-classifier'"))
-    result = mlflow_run(store, *tiny_params(uci_file, tiny_model, **bad), "--run-name", f"bad-{failing_step}")
+    result = mlflow_run(store, *tiny_params(uci_file, tiny_model, use_cache="false", **bad),
+                        "--run-name", f"bad-{failing_step}")
     assert result.returncode != 0
     assert error_line(result).startswith(f"Error: step {failing_step} failed (run ") and fragment in error_line(result)
     experiment = client.get_experiment_by_name(EXPERIMENT)
