@@ -1,6 +1,6 @@
 """Time the tutorial's fine-tuning recipe against this project's, on one machine, model and split.
 
-    python benchmarks/benchmark.py --data ../shared/data/sms_spam/SMSSpamCollection --model <folder>
+    python -m benchmarks.benchmark --data ../shared/data/sms_spam/SMSSpamCollection --model <folder>
 
 1. the tutorial as written: every message padded to 128 tokens, tokenized one at a time,
    batch 8, fp32; its pipeline (batch 8) scores the test split;
@@ -28,15 +28,21 @@ from steps.metrics import classification_metrics, trainer_metrics
 from steps.validate import DEFAULT_CHECKS, predict_in_length_order
 
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where both recipes train and score
+
+
 def matmul_peak(dtype, size=2048, repeats=5, tries=5) -> float:
     """Measured dense matmul throughput in FLOP/s: the best of a few tries, so a busy moment does not count."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    size = size * 4 if DEVICE == "cuda" else size
+    a, b = (torch.randn(size, size, dtype=dtype, device=DEVICE) for _ in range(2))
     a @ b  # warm up
     best = float("inf")
     for _ in range(tries):
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
+        if DEVICE == "cuda":
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return 2 * size ** 3 * repeats / best
 
@@ -68,7 +74,7 @@ def tutorial_recipe(splits, model, epochs, seed, workdir):
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start
-    tuned = pipeline("text-classification", model=trainer.model, tokenizer=tokenizer, batch_size=8, device="cpu")
+    tuned = pipeline("text-classification", model=trainer.model, tokenizer=tokenizer, batch_size=8, device=DEVICE)
     return {"tokenize_s": tokenize_seconds, "train_s": train_seconds, "classifier": tuned, "batch_size": 8,
             "in_length_order": False, "tokens": sum(sum(m) for m in tokenized["train"]["attention_mask"]),
             "params": classifier.num_parameters()}
@@ -83,7 +89,7 @@ def our_recipe(splits, model, epochs, seed, workdir, overrides):
     start = time.perf_counter()
     trainer = train.fine_tune(tokenized, tokenizer, model, data.LABELS, workdir, **settings)
     train_seconds = time.perf_counter() - start
-    tuned = pipeline("text-classification", model=trainer.model, tokenizer=tokenizer, device="cpu")
+    tuned = pipeline("text-classification", model=trainer.model, tokenizer=tokenizer, device=DEVICE)
     return {"tokenize_s": tokenize_seconds, "train_s": train_seconds, "classifier": tuned,
             "batch_size": train.DEFAULTS["eval_batch_size"], "in_length_order": True,
             "tokens": sum(len(ids) for ids in tokenized["train"]["input_ids"]), "params": trainer.model.num_parameters(),
@@ -105,7 +111,8 @@ def main(data_path, model, epochs, seed, skip_tutorial, overrides):
                 else value.lower() in ("1", "true", "yes")
                 for key, value in (item.split("=", 1) for item in overrides)}
     peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+    where = torch.cuda.get_device_name() if DEVICE == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    print(f"machine: {where}, "
           f"torch {torch.__version__}; matmul peak fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, "
           f"bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
     print(f"data: train {len(frames['train'])}, validation {len(frames['validation'])}, test {len(test)}; "
@@ -127,8 +134,7 @@ def main(data_path, model, epochs, seed, skip_tutorial, overrides):
         result.update(scores=scores, score_rate=messages_per_second,
                       examples_per_second=len(frames["train"]) * epochs / result["train_s"])
         useful_tokens_per_second = result["tokens"] * epochs / result["train_s"]
-        precision = result.get("settings", {}).get("precision", "fp32")
-        precision = train.pick_precision(precision)
+        precision = train.pick_precision(result.get("settings", {}).get("precision", "fp32"), on_cpu=DEVICE == "cpu")
         # ~6 FLOPs per parameter per token for forward and backward (attention's share left out).
         fraction = useful_tokens_per_second * 6 * result["params"] / peak["bf16" if precision == "bf16" else "fp32"]
         print(f"{name:<9} {result['examples_per_second']:>10.1f} {result['train_s']:>8.1f} "

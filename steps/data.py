@@ -20,7 +20,7 @@ LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "v1")
 TABLE_SUFFIXES = {".csv", ".json", ".jsonl", ".parquet", ".tsv", ".txt", ""}
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, option: str = "dataset") -> pd.DataFrame:
     """Read one data file, or every data file in a folder, into one DataFrame.
 
     A file without a known suffix (like UCI's `SMSSpamCollection`) or a `.tsv`/`.txt` is read
@@ -28,7 +28,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.exists():
-        raise PipelineError(f"data file {path} does not exist: pass an existing file or folder as dataset")
+        raise PipelineError(f"data file {path} does not exist: pass an existing file or folder as {option}")
     if path.is_dir():
         files = sorted(
             f for f in path.iterdir()
@@ -36,7 +36,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         )
         if not files:
             raise PipelineError(f"folder {path} holds no data file (.csv, .json, .jsonl, .parquet or UCI text)")
-        return pd.concat([read_table(f) for f in files], ignore_index=True)
+        return pd.concat([read_table(f, option) for f in files], ignore_index=True)
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":

@@ -1,10 +1,12 @@
 """train: fine-tune a pretrained transformer on the tokenized splits with the HF Trainer.
 
 Inputs:  tokenized (URI of tokenize's output), model (Hub id or local folder), epochs,
-         batch_size, learning_rate, weight_decay, warmup_ratio, seed.
+         batch_size, learning_rate, weight_decay, warmup_ratio, seed; and the fast path:
+         precision (bf16 autocast where the hardware has it), group_by_length (batches of
+         similar lengths, padded per batch), eval_batch_size, device.
 Logs:    per-step training loss and learning rate, per-epoch validation loss, accuracy,
          precision, recall, spam F1 and ROC AUC (through the Trainer's MLflow callback);
-         training_args.json; artifact checkpoint/ with the best epoch by validation F1
+         training_args.json; tag precision; artifact checkpoint/ with the best epoch by validation F1
          (safetensors weights, config with id2label/label2id, tokenizer).
 Output:  runs:/<run id>/checkpoint
 """
@@ -40,28 +42,29 @@ def has_accelerator() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
-def pick_precision(requested: str) -> str:
-    """bf16 where the hardware computes it natively (recent GPUs; CPUs with AMX or AVX-512 bf16),
-    fp16 on older GPUs, fp32 otherwise; or what was requested."""
+def pick_precision(requested: str, on_cpu: bool) -> str:
+    """bf16 where the hardware computes it natively (CPUs with AMX or AVX-512 bf16, Ampere or
+    newer GPUs), fp16 on older GPUs, fp32 otherwise (Apple's MPS too); or what was requested."""
     if requested != "auto":
         return requested
-    if torch.backends.mps.is_available():
-        return "fp32"
+    if on_cpu:
+        return "bf16" if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") and \
+            torch.cpu._is_avx512_bf16_supported() else "fp32"
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") and \
-        torch.cpu._is_avx512_bf16_supported() else "fp32"
+    return "fp32"
 
 
 def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], output_dir: str, *,
-              epochs: float, batch_size: int, learning_rate: float, weight_decay: float,
-              warmup_ratio: float, seed: int, precision: str = "fp32", group_by_length: bool = False,
-              eval_batch_size: int | None = None, device: str = "auto", report_to: str = "none") -> Trainer:
+              epochs: float, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
+              seed: int, precision: str, group_by_length: bool, eval_batch_size: int, device: str,
+              report_to: str = "none") -> Trainer:
     """Train, evaluating and checkpointing each epoch; the best epoch by validation F1 is loaded at the end.
 
     device "auto" takes a GPU (or Apple's MPS) when there is one, else the CPU; "cpu" forces the CPU.
     """
-    precision = pick_precision(precision)
+    on_cpu = device == "cpu" or not has_accelerator()
+    precision = pick_precision(precision, on_cpu)
     set_seed(seed)  # the new classification head is drawn at loading, before the Trainer seeds anything
     model = hub.load_pretrained(
         lambda name: AutoModelForSequenceClassification.from_pretrained(
@@ -71,12 +74,12 @@ def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], 
         output_dir=output_dir,
         num_train_epochs=epochs,
         per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=eval_batch_size or batch_size,
+        per_device_eval_batch_size=eval_batch_size,
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         warmup_steps=warmup_ratio,  # a float below 1 is a ratio of all steps
         seed=seed,
-        use_cpu=device == "cpu" or not has_accelerator(),
+        use_cpu=on_cpu,
         bf16=precision == "bf16",  # autocast: weights stay fp32
         fp16=precision == "fp16",
         # Batches of similar lengths waste little on padding.
@@ -141,7 +144,7 @@ def main(tokenized, model, epochs, batch_size, learning_rate, weight_decay, warm
                                 warmup_ratio=warmup_ratio, seed=seed, precision=precision,
                                 group_by_length=group_by_length, eval_batch_size=eval_batch_size, device=device,
                                 report_to="mlflow")
-            mlflow.set_tag("precision", pick_precision(precision))
+            mlflow.set_tag("precision", "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32")
             mlflow.log_dict(trainer.args.to_dict(), "training_args.json")
             mlflow.log_metric("best_validation_f1", trainer.state.best_metric)
             checkpoint = Path(tmp, "checkpoint")

@@ -123,7 +123,7 @@ def main(model_uri, test_data, min_accuracy, min_f1, checks):
         client = MlflowClient()
         name, version = registered_version(client, model_uri)
         test = pd.read_parquet(tracking.download(test_data, "the test split"))
-        check_set = data.normalise(data.read_table(checks or DEFAULT_CHECKS))
+        check_set = data.normalise(data.read_table(checks or DEFAULT_CHECKS, "checks"))
         model = load_model(f"models:/{name}/{version}")
 
         predicted, spam_probability = predict(model, test["text"])
