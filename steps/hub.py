@@ -1,6 +1,5 @@
 """Loading from a local folder or the Hugging Face Hub, with a clear error offline."""
 
-import os
 from pathlib import Path
 
 from steps.errors import PipelineError
@@ -8,7 +7,7 @@ from steps.errors import PipelineError
 
 def looks_like_path(name: str) -> bool:
     """Hub ids are `name` or `owner/name`; anything else that names the file system is a path."""
-    return name.startswith((".", "/", "~")) or os.sep + os.sep in name or Path(name).exists()
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).exists()
 
 
 def load_pretrained(loader, name: str, what: str, local_hint: str = "-P model=/path/to/model_folder"):

@@ -205,3 +205,10 @@ def test_reproduce_compares_every_test_metric():
 def test_reproduce_unquotes_what_mlflow_projects_recorded():
     run = type("Run", (), {"data": type("Data", (), {"params": {"a": "''", "b": "'x y'", "c": "0.2", "d": ""}})})
     assert reproduce.recorded_parameters(run) == {"a": "", "b": "x y", "c": "0.2", "d": ""}
+
+
+@pytest.mark.parametrize("name, is_path", [("distilbert-base-uncased", False), ("owner/model", False),
+                                           ("./model", True), ("/abs/model", True), ("~/model", True),
+                                           ("a/b/c", True)])
+def test_hub_ids_and_paths_are_told_apart(name, is_path):
+    assert hub.looks_like_path(name) is is_path
