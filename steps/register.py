@@ -9,6 +9,7 @@ Logs:    a text-classification pipeline with mlflow.transformers.log_model (sign
 Output:  models:/<registered_model_name>/<version>
 """
 
+from importlib.metadata import version
 from pathlib import Path
 
 import click
@@ -23,8 +24,7 @@ from steps.errors import PipelineError
 CANDIDATE_ALIAS = "candidate"
 INPUT_EXAMPLE = ["Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086"]
 # Explicit: inference would otherwise pin torchvision, which has no CPU wheel here and is unused.
-PIP_REQUIREMENTS = [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-                    *(f"{name}=={__import__(name).__version__}" for name in ("transformers", "accelerate"))]
+PIP_REQUIREMENTS = [f"{name}=={version(name).split('+')[0]}" for name in ("mlflow", "torch", "transformers", "accelerate")]
 
 
 def resolve_device(device: str) -> str:
