@@ -1,0 +1,13 @@
+"""The pipeline's steps, one module per MLproject entry point, and their shared helpers."""
+
+import os
+import warnings
+
+# Runs before any step module (`python -m steps.X`), so before transformers and datasets load.
+# Each step prints its own one-line progress; the libraries' progress bars and load reports
+# would bury it. Set these variables to see them again.
+for _variable, _quiet in (("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                          ("TRANSFORMERS_VERBOSITY", "error"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
+    os.environ.setdefault(_variable, _quiet)
+warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")

@@ -45,7 +45,8 @@ def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse_commi
         return reused
     click.echo(f"== {entry_point}")
     submitted = mlflow.projects.run(str(tracking.PROJECT_DIR), entry_point=entry_point, parameters=parameters,
-                                    experiment_id=experiment_id, env_manager="local", synchronous=False)
+                                    experiment_id=experiment_id, run_name=entry_point, env_manager="local",
+                                    synchronous=False)
     succeeded = submitted.wait()
     child = MlflowClient().get_run(submitted.run_id)
     mlflow.set_tag(f"{entry_point}_run_id", submitted.run_id)
