@@ -50,8 +50,8 @@ def with_absolute_paths(parameters: dict[str, str], source: str) -> dict[str, st
     base = Path(source)
     if not base.is_dir():
         return parameters
-    return {key: str((base / value).resolve()) if value and not Path(value).is_absolute() and "://" not in value
-            and ":/" not in value and (base / value).exists() else value for key, value in parameters.items()}
+    return {key: str((base / value).resolve()) if value and not Path(value).is_absolute() and ":/" not in value
+            and (base / value).exists() else value for key, value in parameters.items()}
 
 
 def clone_at(source: str, commit: str, folder: str) -> None:

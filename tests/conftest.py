@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -11,6 +13,18 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Nothing here may reach the Hub: fail at once instead of retrying a network that is not there.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def run_with_tracking(tracking_uri, cwd, *command):
+    """`command` run in `cwd` against the tracking store at `tracking_uri`, output captured."""
+    return subprocess.run(list(map(str, command)), cwd=cwd, env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+                          capture_output=True, text=True, timeout=600)
+
+
+def mlflow_run(tracking_uri, cwd, project, experiment, *args):
+    """`mlflow run` of `project` (a folder or git URL) in the local environment."""
+    return run_with_tracking(tracking_uri, cwd, sys.executable, "-m", "mlflow", "run", project, "--env-manager",
+                             "local", "--experiment-name", experiment, *args)
 
 
 @pytest.fixture(scope="session")

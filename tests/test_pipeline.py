@@ -1,25 +1,18 @@
 """`mlflow run` of the whole project, in a subprocess, against a temporary sqlite store."""
 
-import os
-import subprocess
-import sys
-
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, mlflow_run
 
 STEPS = ["prepare", "tokenize", "train", "register", "validate"]
 EXPERIMENT = "Spam Classifier Training"
 
 
-def mlflow_run(store, *args):
+def run_project(store, *args):
     """`mlflow run` of this project from a folder that is not the project's."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"]}
-    return subprocess.run([sys.executable, "-m", "mlflow", "run", str(PROJECT_DIR), "--env-manager", "local",
-                           "--experiment-name", EXPERIMENT, *args], cwd=store["dir"], env=env,
-                          capture_output=True, text=True, timeout=600)
+    return mlflow_run(store["uri"], store["dir"], PROJECT_DIR, EXPERIMENT, *args)
 
 
 def params(**values):
@@ -53,7 +46,7 @@ def client(store):
 
 @pytest.fixture(scope="module")
 def pipeline(store, client, uci_file, tiny_model):
-    result = mlflow_run(store, *tiny_params(uci_file, tiny_model))
+    result = run_project(store, *tiny_params(uci_file, tiny_model))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
@@ -123,13 +116,13 @@ def test_champion_loads_through_pyfunc_and_says_ham_or_spam(pipeline):
 
 def test_failed_checks_reject_the_version_and_leave_the_champion(pipeline, store, client, tmp_path):
     checkpoint = pipeline["children"]["train"].data.tags["output_uri"]
-    result = mlflow_run(store, "-e", "register", *params(checkpoint=checkpoint))
+    result = run_project(store, "-e", "register", *params(checkpoint=checkpoint))
     assert result.returncode == 0, result.stderr[-2000:]
     assert str(client.get_model_version_by_alias("spam-classifier", "candidate").version) == "2"
 
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("text,label\nAre we still on for lunch tomorrow?,spam\n")
-    result = mlflow_run(store, "-e", "validate", *params(
+    result = run_project(store, "-e", "validate", *params(
         model_uri="models:/spam-classifier/2", checks=wrong, min_accuracy=0.5, min_f1=0.5,
         test_data=pipeline["children"]["prepare"].data.tags["output_uri"] + "/test.parquet"))
     assert result.returncode != 0
@@ -147,7 +140,7 @@ def test_failed_checks_reject_the_version_and_leave_the_champion(pipeline, store
 def test_bad_input_fails_the_step_and_the_parent_and_registers_nothing(
         pipeline, store, client, uci_file, tiny_model, bad, failing_step, fragment):
     versions_before = len(client.search_model_versions("name='spam-classifier'"))
-    result = mlflow_run(store, *tiny_params(uci_file, tiny_model, use_cache="false", **bad),
+    result = run_project(store, *tiny_params(uci_file, tiny_model, use_cache="false", **bad),
                         "--run-name", f"bad-{failing_step}")
     assert result.returncode != 0
     assert error_line(result).startswith(f"Error: step {failing_step} failed (run ") and fragment in error_line(result)

@@ -1,7 +1,6 @@
 """Runs against a real tracking server and a real git server on loopback: git URLs, older
 commits, reuse of finished steps, `reproduce`, and the failure paths."""
 
-import os
 import shutil
 import socket
 import subprocess
@@ -13,7 +12,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, mlflow_run, run_with_tracking
 from tests.test_pipeline import STEPS, error_line, tiny_params
 
 EXPERIMENT = "remote"
@@ -103,14 +102,6 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("elsewhere")  # not the project: local paths would not resolve here
 
 
-def run(server, workdir, *args, project=None):
-    env = {"MLFLOW_TRACKING_URI": server}
-    command = [sys.executable, "-m", "mlflow", "run", str(project), "--env-manager", "local",
-               "--experiment-name", EXPERIMENT, *args] if project else [sys.executable, "-m", *args]
-    return subprocess.run(command, cwd=workdir, env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=600)
-
-
 def main_runs(client):
     experiment = client.get_experiment_by_name(EXPERIMENT)
     return client.search_runs([experiment.experiment_id], "tags.`mlflow.project.entryPoint` = 'main'",
@@ -125,7 +116,7 @@ def children(client, parent):
 @pytest.fixture(scope="module")
 def first(server, repo, client, workdir, uci_file, tiny_model):
     """`main` from the git URL, through the server."""
-    result = run(server, workdir, *tiny_params(uci_file, tiny_model), project=repo["url"])
+    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, *tiny_params(uci_file, tiny_model))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     [parent] = main_runs(client)
     return parent
@@ -153,7 +144,7 @@ def test_main_from_git_url_through_the_server(first, repo, client):
 
 def test_identical_rerun_reuses_every_step(first, server, repo, client, workdir, uci_file, tiny_model):
     started = time.time()
-    result = run(server, workdir, *tiny_params(uci_file, tiny_model), project=repo["url"])
+    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, *tiny_params(uci_file, tiny_model))
     assert result.returncode == 0, result.stderr[-3000:]
     second = main_runs(client)[-1]
     original = children(client, first)
@@ -166,7 +157,7 @@ def test_identical_rerun_reuses_every_step(first, server, repo, client, workdir,
 
 
 def test_changed_parameter_reruns_from_the_step_it_feeds(first, server, repo, client, workdir, uci_file, tiny_model):
-    result = run(server, workdir, *tiny_params(uci_file, tiny_model, epochs=6), project=repo["url"])
+    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, *tiny_params(uci_file, tiny_model, epochs=6))
     assert result.returncode == 0, result.stderr[-3000:]
     changed = main_runs(client)[-1]
     assert [changed.data.tags[f"{step}_reused"] for step in STEPS] == ["true", "true", "false", "false", "false"]
@@ -175,7 +166,8 @@ def test_changed_parameter_reruns_from_the_step_it_feeds(first, server, repo, cl
 
 def test_older_commit_by_version_runs_everything_again(first, server, repo, client, workdir, uci_file, tiny_model):
     older = repo["commits"][0]
-    result = run(server, workdir, "--version", older, *tiny_params(uci_file, tiny_model), project=repo["url"])
+    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "--version", older,
+                        *tiny_params(uci_file, tiny_model))
     assert result.returncode == 0, result.stderr[-3000:]
     parent = main_runs(client)[-1]
     steps = children(client, parent)
@@ -185,7 +177,8 @@ def test_older_commit_by_version_runs_everything_again(first, server, repo, clie
 
 
 def test_reproduce_gives_the_same_metrics(first, server, repo, client, workdir):
-    result = run(server, workdir, "-e", "reproduce", "-P", f"run_id={first.info.run_id}", project=repo["url"])
+    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "-e", "reproduce",
+                        "-P", f"run_id={first.info.run_id}")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     experiment = client.get_experiment_by_name(EXPERIMENT)
     [reproduce] = client.search_runs([experiment.experiment_id], "tags.`mlflow.project.entryPoint` = 'reproduce'")
@@ -204,7 +197,7 @@ def test_dirty_tree_never_reuses(first, server, repo, client, workdir, tmp_path,
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", repo["url"], str(clone)], check=True)
     (clone / "README.md").write_text("an uncommitted change\n")
-    result = run(server, workdir, *tiny_params(uci_file, tiny_model), project=clone)
+    result = mlflow_run(server, workdir, clone, EXPERIMENT, *tiny_params(uci_file, tiny_model))
     assert result.returncode == 0, result.stderr[-3000:]
     parent = main_runs(client)[-1]
     steps = children(client, parent)
@@ -216,15 +209,15 @@ def test_dirty_tree_never_reuses(first, server, repo, client, workdir, tmp_path,
 def test_unreachable_server_is_one_line_naming_the_uri(workdir):
     uri = f"http://127.0.0.1:{free_port()}"
     for command in (["steps.reproduce", "--run-id", "0" * 32], ["steps.prepare", "--dataset", "x.csv"]):
-        result = subprocess.run([sys.executable, "-m", *command], cwd=PROJECT_DIR, capture_output=True, text=True,
-                                env={**os.environ, "MLFLOW_TRACKING_URI": uri}, timeout=120)
+        result = run_with_tracking(uri, PROJECT_DIR, sys.executable, "-m", *command)
         assert result.returncode == 1
         assert result.stderr.strip().startswith(f"Error: cannot reach the MLflow tracking server at {uri} (")
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_reproduce_of_a_run_that_does_not_exist(server, client, workdir):
-    result = run(server, PROJECT_DIR, "steps.reproduce", "--run-id", "0123456789abcdef0123456789abcdef")
+    result = run_with_tracking(server, PROJECT_DIR, sys.executable, "-m", "steps.reproduce",
+                               "--run-id", "0123456789abcdef0123456789abcdef")
     assert result.returncode == 1
     assert error_line(result).startswith("Error: no run 0123456789abcdef0123456789abcdef at " + server)
 
@@ -234,9 +227,11 @@ def test_commit_that_does_not_exist(first, server, repo, client, workdir, uci_fi
     fake = client.create_run(first.info.experiment_id, tags={
         "mlflow.project.entryPoint": "main", "mlflow.source.name": repo["url"], "mlflow.source.git.commit": missing})
     client.set_terminated(fake.info.run_id, "FINISHED")
-    result = run(server, PROJECT_DIR, "steps.reproduce", "--run-id", fake.info.run_id)
+    result = run_with_tracking(server, PROJECT_DIR, sys.executable, "-m", "steps.reproduce",
+                               "--run-id", fake.info.run_id)
     assert result.returncode == 1
     assert error_line(result) == (f"Error: commit {missing} does not exist in {repo['url']}: "
                                   "was it pushed, or the history rewritten?")
-    result = run(server, workdir, "--version", missing, *tiny_params(uci_file, tiny_model), project=repo["url"])
+    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "--version", missing,
+                        *tiny_params(uci_file, tiny_model))
     assert result.returncode != 0 and missing in result.stderr
