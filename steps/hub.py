@@ -4,6 +4,11 @@ from pathlib import Path
 
 from steps.errors import PipelineError
 
+# The tutorial's data set and model, by the ids the Hub serves them under (the bare
+# `sms_spam` and `distilbert-base-uncased` only resolve through redirects).
+DEFAULT_DATASET = "ucirvine/sms_spam"
+DEFAULT_MODEL = "distilbert/distilbert-base-uncased"
+
 
 def looks_like_path(name: str) -> bool:
     """Hub ids are `name` or `owner/name`; anything else that names the file system is a path."""

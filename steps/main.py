@@ -15,7 +15,7 @@ import mlflow
 from mlflow.projects import _project_spec
 from mlflow.tracking import MlflowClient
 
-from steps import tracking
+from steps import hub, tracking
 from steps.errors import PipelineError
 
 
@@ -89,8 +89,20 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
                      batch_size=params["inference_batch_size"], device=params["device"])
     step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", min_accuracy=params["min_accuracy"],
-         min_f1=params["min_f1"], checks=params["checks"])
+         min_f1=params["min_f1"], checks=params["checks"], min_check_pass_rate=params["min_check_pass_rate"])
     return runs
+
+
+def short_name(name: str) -> str:
+    """A Hub id's name, or a folder's last two parts (a model folder is often just `model`)."""
+    parts = [part for part in name.rstrip("/").split("/") if part]
+    return "/".join(parts[-2:]) if hub.looks_like_path(name) else parts[-1]
+
+
+def run_name(params: dict) -> str:
+    """What the parent run shows in the UI: the model, the data and the training length."""
+    return (f"{short_name(params['model'])} on {short_name(params['dataset'])}, "
+            f"{float(params['epochs']):g} epochs, seed {params['seed']}")
 
 
 def summary(runs: dict, params: dict, parent_run_id: str) -> str:
@@ -108,12 +120,12 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 
 
 @click.command(help=__doc__)
-@click.option("--dataset", default="sms_spam", show_default=True)
+@click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True)
 @click.option("--text-column", default="")
 @click.option("--label-column", default="")
 @click.option("--test-size", default="0.2", show_default=True)
 @click.option("--validation-size", default="0.1", show_default=True)
-@click.option("--model", default="distilbert-base-uncased", show_default=True)
+@click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @click.option("--max-length", default="128", show_default=True)
 @click.option("--epochs", default="3", show_default=True)
 @click.option("--batch-size", default="16", show_default=True)
@@ -128,11 +140,14 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @click.option("--device", default="auto", show_default=True)
 @click.option("--min-accuracy", default="0.95", show_default=True)
 @click.option("--min-f1", default="0.85", show_default=True)
-@click.option("--checks", default="", help="Behaviour checks file; empty: the tutorial's two messages.")
+@click.option("--checks", default="", help="Behaviour checks file; empty: steps/checks/behaviour.csv.")
+@click.option("--min-check-pass-rate", default="0.9", show_default=True)
 @click.option("--use-cache", default="true", show_default=True, help="Reuse finished identical steps.")
 def main(**params):
     # Values pass through as strings: each step's own options parse and check them.
     with tracking.step_run() as parent:
+        if tracking.is_generated_name(parent.info.run_name):  # keep a name given with --run-name
+            mlflow.set_tag("mlflow.runName", run_name(params))
         runs = run_pipeline(params, parent.info.experiment_id)
         validate = runs["validate"]
         mlflow.log_metrics({key: value for key, value in validate.data.metrics.items() if key.startswith("test_")})

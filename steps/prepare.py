@@ -55,7 +55,7 @@ def prepare(raw: pd.DataFrame, text_column: str, label_column: str, test_size: f
 
 
 @click.command(help=__doc__)
-@click.option("--dataset", default="sms_spam", show_default=True)
+@click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True)
 @click.option("--text-column", default="", help="Found automatically for known layouts.")
 @click.option("--label-column", default="", help="Found automatically for known layouts.")
 @click.option("--test-size", type=float, default=0.2, show_default=True)

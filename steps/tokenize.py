@@ -59,7 +59,7 @@ def load_tokenizer(model: str):
 
 @click.command(help=__doc__)
 @click.option("--data", required=True, help="URI of prepare's output folder.")
-@click.option("--model", default="distilbert-base-uncased", show_default=True)
+@click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True)
 def main(data, model, max_length):
     with tracking.step_run() as run:

@@ -12,6 +12,7 @@ import click
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
 
 from steps.errors import PipelineError
 
@@ -52,6 +53,13 @@ def check_tracking_server() -> None:
     except OSError as err:
         raise click.ClickException(f"cannot reach the MLflow tracking server at {uri} ({getattr(err, 'reason', err)}): "
                                    "start it, or set MLFLOW_TRACKING_URI to a server that runs") from None
+
+
+def is_generated_name(name: str) -> bool:
+    """True for a name MLflow made up (`<predicate>-<noun>-<number>`), False for one a user gave."""
+    parts = name.split("-")
+    return len(parts) == 3 and parts[0] in {word.lower() for word in _GENERATOR_PREDICATES} \
+        and parts[1] in {word.lower() for word in _GENERATOR_NOUNS} and parts[2].isdigit()
 
 
 def record_reproducibility(run) -> None:

@@ -11,17 +11,20 @@ Logs:    per-step training loss and learning rate, per-epoch validation loss, ac
 Output:  runs:/<run id>/checkpoint
 """
 
+import datetime
 import json
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import click
 import mlflow
 import torch
 from datasets import load_from_disk
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                          TrainingArguments, set_seed)
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, PrinterCallback,
+                          Trainer, TrainerCallback, TrainingArguments, set_seed)
 
 from steps import hub, tracking
 from steps.errors import PipelineError
@@ -36,6 +39,36 @@ os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")
 # The recipe's defaults, shared by the command line below and the benchmark.
 DEFAULTS = {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-4, "weight_decay": 0.0, "warmup_ratio": 0.0,
             "seed": 22, "precision": "auto", "group_by_length": True, "eval_batch_size": 64, "device": "auto"}
+
+
+class ProgressLines(TrainerCallback):
+    """One readable line at most every `every_s` seconds: epoch, step, loss and the time left;
+    and each epoch's validation scores. (The Trainer's own printer shows raw dicts, and a
+    progress bar turns to noise in a log file.)"""
+
+    def __init__(self, every_s: float = 10.0):
+        self.every_s, self.start, self.last = every_s, 0.0, 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = self.last = time.monotonic()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs, now = logs or {}, time.monotonic()
+        epochs = args.num_train_epochs
+        if "eval_f1" in logs:
+            click.echo(f"epoch {state.epoch:.0f}/{epochs:g} validation: " + ", ".join(
+                f"{key[5:]} {logs[key]:.4f}" for key in ("eval_loss", "eval_accuracy", "eval_f1") if key in logs))
+        elif "loss" in logs and (now - self.last >= self.every_s or state.global_step == 1):
+            self.last = now
+            steps_per_epoch = state.max_steps / epochs
+            epoch = min(int(state.global_step // steps_per_epoch), math.ceil(epochs) - 1)  # counting from 0
+            elapsed = now - self.start
+            left = elapsed / state.global_step * (state.max_steps - state.global_step)
+            click.echo(f"epoch {epoch + 1}/{epochs:g} step "
+                       f"{state.global_step - epoch * steps_per_epoch:.0f}/{steps_per_epoch:.0f} "
+                       f"({state.global_step / state.max_steps:.0%} of training), loss {logs['loss']:.4f}; "
+                       f"{datetime.timedelta(seconds=round(elapsed))} elapsed, "
+                       f"about {datetime.timedelta(seconds=round(left))} left")
 
 
 def has_accelerator() -> bool:
@@ -104,6 +137,8 @@ def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], 
         data_collator=DataCollatorWithPadding(tokenizer),  # pad each batch to its longest message
         compute_metrics=trainer_metrics,
     )
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(ProgressLines())
     trainer.train()
     return trainer
 
@@ -117,7 +152,7 @@ def read_tokenized(folder: Path):
 
 @click.command(help=__doc__)
 @click.option("--tokenized", required=True, help="URI of tokenize's output folder.")
-@click.option("--model", default="distilbert-base-uncased", show_default=True)
+@click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["epochs"], show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["learning_rate"],

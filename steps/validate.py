@@ -2,17 +2,17 @@
 
 Inputs:  model_uri (models:/<name>/<version> or models:/<name>@<alias>), test_data (URI of
          prepare's test.parquet), min_accuracy, min_f1 (spam class), checks (a file of
-         messages with their expected labels; default: the tutorial's two messages).
+         messages with their expected label and capability; default: steps/checks/behaviour.csv),
+         min_check_pass_rate.
 Logs:    test_accuracy, test_precision, test_recall, test_f1, test_roc_auc (and champion_f1
-         when there is a champion); confusion_matrix.png; misclassified.json and
-         behaviour_checks.json tables.
-Gate:    every check passes, the thresholds hold, and the spam F1 is no worse than the current
-         `champion` on the same split: then alias `champion` moves to this version. Otherwise
-         the version is tagged rejected with the reason, `champion` stays, and the step fails.
+         when there is a champion); checks_pass_rate overall and checks_pass_rate_<capability>;
+         confusion_matrix.png; misclassified.json and behaviour_checks.json tables.
+Gate:    the checks' pass rate reaches min_check_pass_rate, the thresholds hold, and the spam F1
+         is no worse than the current `champion` on the same split: then alias `champion` moves
+         to this version. Otherwise the version is tagged rejected with the reason, `champion`
+         stays, and the step fails.
 Output:  models:/<name>/<version>
 """
-
-from pathlib import Path
 
 import click
 import matplotlib
@@ -24,14 +24,13 @@ from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from steps import data, tracking
+from steps import data, gate, tracking
 from steps.errors import PipelineError
 from steps.metrics import classification_metrics
 
 matplotlib.use("Agg")  # no display on servers
 
 CHAMPION_ALIAS = "champion"
-DEFAULT_CHECKS = str(Path(__file__).parent / "checks" / "tutorial.csv")
 
 
 def predict_in_length_order(predict_batch, texts) -> pd.DataFrame:
@@ -43,40 +42,16 @@ def predict_in_length_order(predict_batch, texts) -> pd.DataFrame:
     return output.iloc[np.argsort(order)].reset_index(drop=True)
 
 
-def predict(model, texts) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted label ids and spam probabilities from a pyfunc text classifier."""
-    output = predict_in_length_order(model.predict, texts)
+def predict(predict_batch, texts) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted label ids and spam probabilities from a text classifier's batch function
+    (a pyfunc model's `predict`, or a pipeline's call): rows of `label` and `score`."""
+    output = predict_in_length_order(predict_batch, texts)
     unknown = set(output["label"]) - set(data.LABELS)
     if unknown:
         raise PipelineError(f"the model predicts labels {sorted(unknown)}, not {sorted(data.LABELS)}: "
                             "register a checkpoint trained by this project's train step")
     is_spam = (output["label"] == data.POSITIVE_LABEL).to_numpy()
     return is_spam.astype(int), np.where(is_spam, output["score"], 1 - output["score"])
-
-
-def run_checks(model, checks: pd.DataFrame) -> pd.DataFrame:
-    """The check messages with what the model predicted and whether it was expected."""
-    predicted, _ = predict(model, checks["text"])
-    names = {i: name for name, i in data.LABELS.items()}
-    return checks.assign(expected=checks["label"].map(names), predicted=[names[p] for p in predicted],
-                         passed=predicted == checks["label"].to_numpy()).drop(columns="label")
-
-
-def rejection_reason(scores: dict, min_accuracy: float, min_f1: float, check_results: pd.DataFrame,
-                     champion_f1: float | None, champion_version: str | None) -> str | None:
-    """Why this version may not become champion, or None when it may."""
-    reasons = []
-    failed = check_results[~check_results["passed"]]
-    if len(failed):
-        reasons.append(f"{len(failed)} of {len(check_results)} behaviour checks failed "
-                       f"(e.g. '{failed['text'].iloc[0][:50]}...' expected {failed['expected'].iloc[0]})")
-    if scores["accuracy"] < min_accuracy:
-        reasons.append(f"test accuracy {scores['accuracy']:.4f} < min_accuracy {min_accuracy}")
-    if scores["f1"] < min_f1:
-        reasons.append(f"test spam F1 {scores['f1']:.4f} < min_f1 {min_f1}")
-    if champion_f1 is not None and scores["f1"] < champion_f1:
-        reasons.append(f"test spam F1 {scores['f1']:.4f} < champion (version {champion_version}) {champion_f1:.4f}")
-    return "; ".join(reasons) or None
 
 
 def confusion_figure(labels, predicted):
@@ -117,38 +92,47 @@ def registered_version(client, model_uri: str) -> tuple[str, str]:
 @click.option("--test-data", required=True, help="URI of prepare's test.parquet.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.95, show_default=True)
 @click.option("--min-f1", type=click.FloatRange(0, 1), default=0.85, show_default=True)
-@click.option("--checks", default="", help="CSV/JSON/Parquet of text and expected label; empty: the tutorial's two messages.")
-def main(model_uri, test_data, min_accuracy, min_f1, checks):
+@click.option("--checks", default="", help="CSV/JSON/Parquet of text, expected label and capability; "
+                                           "empty: steps/checks/behaviour.csv.")
+@click.option("--min-check-pass-rate", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="Share of the behaviour checks a version must pass; 1: every one.")
+def main(model_uri, test_data, min_accuracy, min_f1, checks, min_check_pass_rate):
     with tracking.step_run():
         client = MlflowClient()
         name, version = registered_version(client, model_uri)
         test = pd.read_parquet(tracking.download(test_data, "the test split"))
-        check_set = data.normalise(data.read_table(checks or DEFAULT_CHECKS, "checks"))
+        check_set = gate.read_checks(checks or gate.DEFAULT_CHECKS)
         model = load_model(f"models:/{name}/{version}")
 
-        predicted, spam_probability = predict(model, test["text"])
+        predicted, spam_probability = predict(model.predict, test["text"])
         scores = classification_metrics(test["label"], predicted, spam_probability)
         mlflow.log_metrics({f"test_{key}": value for key, value in scores.items()})
         mlflow.log_figure(confusion_figure(test["label"], predicted), "confusion_matrix.png")
         mlflow.log_table(test.assign(predicted=predicted, spam_probability=spam_probability)
                          [predicted != test["label"].to_numpy()], "misclassified.json")
-        check_results = run_checks(model, check_set)
+        check_results = gate.check_results(check_set, *predict(model.predict, check_set["text"]))
+        rates = gate.pass_rates(check_results)
+        mlflow.log_metrics(rates)
         mlflow.log_table(check_results, "behaviour_checks.json")
 
         champion = current_champion(client, name, version)
         champion_f1 = None
         if champion:
-            champion_predicted, _ = predict(load_model(f"models:/{name}/{champion}"), test["text"])
+            champion_predicted, _ = predict(load_model(f"models:/{name}/{champion}").predict, test["text"])
             champion_f1 = classification_metrics(test["label"], champion_predicted)["f1"]
             mlflow.log_metric("champion_f1", champion_f1)
         click.echo(f"version {version}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-                   + f"; checks passed {int(check_results['passed'].sum())}/{len(check_results)}"
+                   + f"; checks passed {int(check_results['passed'].sum())}/{len(check_results)} ("
+                   + ", ".join(f"{key[len('checks_pass_rate_'):]} {value:.0%}" for key, value in rates.items()
+                               if key != "checks_pass_rate") + ")"
                    + (f"; champion version {champion} F1 {champion_f1:.4f}" if champion else "; no champion yet"))
 
-        reason = rejection_reason(scores, min_accuracy, min_f1, check_results, champion_f1, champion)
+        reason = gate.rejection_reason(scores, check_results, min_accuracy=min_accuracy, min_f1=min_f1,
+                                       min_check_pass_rate=min_check_pass_rate, champion_f1=champion_f1,
+                                       champion_version=champion)
         if reason:
             client.set_model_version_tag(name, version, "validation_status", "rejected")
-            client.set_model_version_tag(name, version, "rejection_reason", reason)
+            client.set_model_version_tag(name, version, "rejection_reason", reason[:5000])
             raise PipelineError(f"{name} version {version} not promoted: {reason}; "
                                 + (f"champion stays at version {champion}" if champion else "no champion set"))
         client.set_model_version_tag(name, version, "validation_status", "passed")

@@ -37,6 +37,24 @@ def uci_file(tmp_path_factory, sms_rows):
     return write_uci(tmp_path_factory.mktemp("data") / "SMSSpamCollection", sms_rows)
 
 
+# Behaviour checks in the tiny data's own style (the default suite is written for real SMS).
+TINY_CHECKS = """text,label,capability
+"WINNER! You have won a holiday. Click HERE to claim now!",spam,prize spam
+"URGENT: claim your FREE car now, txt WIN to 55555",spam,prize spam
+"Congratulations! You were selected for a gift card. Call 12345 now to claim",spam,prize spam
+"Lucy, are we still on for coffee tonight?",ham,plans ham
+"I'll be at the station after work, see you there",ham,plans ham
+"Thanks for dinner, Tom! Talk next week.",ham,plans ham
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_checks(tmp_path_factory):
+    path = tmp_path_factory.mktemp("checks") / "tiny_checks.csv"
+    path.write_text(TINY_CHECKS)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, sms_rows):
     return build_tiny_bert(tmp_path_factory.mktemp("model") / "tiny-bert", [text for _, text in sms_rows])

@@ -1,6 +1,11 @@
 """`mlflow run` of the whole project, in a subprocess, against a temporary sqlite store."""
 
+import json
+import re
+from pathlib import Path
+
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -19,10 +24,10 @@ def params(**values):
     return [arg for key, value in values.items() for arg in ("-P", f"{key}={value}")]
 
 
-def tiny_params(uci_file, tiny_model, **overrides):
+def tiny_params(uci_file, tiny_model, checks, **overrides):
     # The tiny model starts from random weights: a high learning rate and a few epochs teach it.
     return params(**{"dataset": uci_file, "model": tiny_model, "epochs": 5, "batch_size": 8,
-                     "learning_rate": 3e-3, "min_accuracy": 0.8, "min_f1": 0.7, **overrides})
+                     "learning_rate": 3e-3, "min_accuracy": 0.8, "min_f1": 0.7, "checks": checks, **overrides})
 
 
 def error_line(result):
@@ -45,8 +50,8 @@ def client(store):
 
 
 @pytest.fixture(scope="module")
-def pipeline(store, client, uci_file, tiny_model):
-    result = run_project(store, *tiny_params(uci_file, tiny_model))
+def pipeline(store, client, uci_file, tiny_model, tiny_checks):
+    result = run_project(store, *tiny_params(uci_file, tiny_model, tiny_checks))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
@@ -58,6 +63,7 @@ def pipeline(store, client, uci_file, tiny_model):
 def test_one_parent_with_five_finished_children_in_order(pipeline):
     parent, children = pipeline["parent"], pipeline["children"]
     assert parent.info.status == "FINISHED" and parent.data.tags["mlflow.project.entryPoint"] == "main"
+    assert re.fullmatch(r"model\d*/tiny-bert on data\d*/SMSSpamCollection, 5 epochs, seed 22", parent.info.run_name)
     assert list(children) == STEPS
     for step, child in children.items():
         assert child.info.status == "FINISHED", step
@@ -86,6 +92,15 @@ def test_train_logged_curves_and_a_loadable_checkpoint(pipeline, client):
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
 
 
+def test_train_prints_where_it_is_and_the_time_left(pipeline):
+    out = pipeline["result"].stdout
+    assert re.search(r"^epoch 1/5 step 1/\d+ \(\d+% of training\), loss \d\.\d{4}; 0:00:0\d elapsed, "
+                     r"about 0:\d\d:\d\d left$", out, re.MULTILINE), out[-3000:]
+    validation_lines = r"^epoch \d/5 validation: loss \d\.\d+, accuracy \d\.\d+, f1 \d\.\d+$"
+    assert len(re.findall(validation_lines, out, re.MULTILINE)) == 5
+    assert "{'loss'" not in out  # no raw log dicts
+
+
 def test_version_registered_with_aliases_and_lineage(pipeline, client):
     children = pipeline["children"]
     version = client.get_model_version_by_alias("spam-classifier", "champion")
@@ -107,11 +122,28 @@ def test_parent_records_metrics_and_the_summary_says_how_to_serve(pipeline):
     assert {"confusion_matrix.png", "misclassified.json", "behaviour_checks.json"} <= artifacts
 
 
+def test_validate_logs_check_pass_rates_per_capability_and_the_table(pipeline, client):
+    validate = pipeline["children"]["validate"]
+    rates = {key: value for key, value in validate.data.metrics.items() if key.startswith("checks_pass_rate")}
+    assert set(rates) == {"checks_pass_rate", "checks_pass_rate_prize_spam", "checks_pass_rate_plans_ham"}
+    assert rates["checks_pass_rate"] == (rates["checks_pass_rate_prize_spam"] + rates["checks_pass_rate_plans_ham"]) / 2
+    logged = json.loads(Path(client.download_artifacts(validate.info.run_id, "behaviour_checks.json")).read_text())
+    table = pd.DataFrame(logged["data"], columns=logged["columns"])
+    assert list(table.columns) == ["text", "capability", "expected", "predicted", "spam_probability", "passed"]
+    assert len(table) == 6 and table["passed"].mean() == rates["checks_pass_rate"] >= 0.9
+
+
 def test_champion_loads_through_pyfunc_and_says_ham_or_spam(pipeline):
     model = mlflow.pyfunc.load_model("models:/spam-classifier@champion")
     predictions = model.predict(["Are we still on for lunch tomorrow, John?",
                                  "WINNER! Click HERE to claim your FREE cash prize now!"])
     assert predictions["label"].tolist() == ["ham", "spam"]
+
+
+def validate_version(store, pipeline, version, checks, **gate):
+    return run_project(store, "-e", "validate", *params(
+        model_uri=f"models:/spam-classifier/{version}", checks=checks, min_accuracy=0.5, min_f1=0.5, **gate,
+        test_data=pipeline["children"]["prepare"].data.tags["output_uri"] + "/test.parquet"))
 
 
 def test_failed_checks_reject_the_version_and_leave_the_champion(pipeline, store, client, tmp_path):
@@ -120,27 +152,32 @@ def test_failed_checks_reject_the_version_and_leave_the_champion(pipeline, store
     assert result.returncode == 0, result.stderr[-2000:]
     assert str(client.get_model_version_by_alias("spam-classifier", "candidate").version) == "2"
 
-    wrong = tmp_path / "wrong.csv"
-    wrong.write_text("text,label\nAre we still on for lunch tomorrow?,spam\n")
-    result = run_project(store, "-e", "validate", *params(
-        model_uri="models:/spam-classifier/2", checks=wrong, min_accuracy=0.5, min_f1=0.5,
-        test_data=pipeline["children"]["prepare"].data.tags["output_uri"] + "/test.parquet"))
+    wrong = tmp_path / "wrong.csv"  # no capability column: one group
+    wrong.write_text("text,label\nAre we still on for lunch tomorrow?,spam\nWINNER! Click HERE for a FREE car,spam\n")
+    result = validate_version(store, pipeline, 2, wrong, min_check_pass_rate=0.6)
     assert result.returncode != 0
-    assert error_line(result) == ("Error: spam-classifier version 2 not promoted: 1 of 1 behaviour checks failed "
-                                  "(e.g. 'Are we still on for lunch tomorrow?...' expected spam); "
-                                  "champion stays at version 1")
+    assert error_line(result) == ("Error: spam-classifier version 2 not promoted: behaviour checks passed 1/2 (50.0%) "
+                                  "< min_check_pass_rate 0.6; failed: 'Are we still on for lunch tomorrow?...' "
+                                  "(all, expected spam); champion stays at version 1")
     assert str(client.get_model_version_by_alias("spam-classifier", "champion").version) == "1"
-    assert client.get_model_version("spam-classifier", "2").tags["validation_status"] == "rejected"
+    version = client.get_model_version("spam-classifier", "2")
+    assert version.tags["validation_status"] == "rejected"
+    assert "min_check_pass_rate 0.6" in version.tags["rejection_reason"]
+
+    # The same failure at a pass rate the gate accepts: promoted.
+    result = validate_version(store, pipeline, 2, wrong, min_check_pass_rate=0.5)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert str(client.get_model_version_by_alias("spam-classifier", "champion").version) == "2"
 
 
 @pytest.mark.parametrize("bad, failing_step, fragment", [
     ({"dataset": "/nonexistent/sms.csv"}, "prepare", "data file /nonexistent/sms.csv does not exist"),
-    ({"model": "distilbert-base-uncased"}, "tokenize", "pass a local path instead"),
+    ({"model": "distilbert/distilbert-base-uncased"}, "tokenize", "pass a local path instead"),
 ])
 def test_bad_input_fails_the_step_and_the_parent_and_registers_nothing(
-        pipeline, store, client, uci_file, tiny_model, bad, failing_step, fragment):
+        pipeline, store, client, uci_file, tiny_model, tiny_checks, bad, failing_step, fragment):
     versions_before = len(client.search_model_versions("name='spam-classifier'"))
-    result = run_project(store, *tiny_params(uci_file, tiny_model, use_cache="false", **bad),
+    result = run_project(store, *tiny_params(uci_file, tiny_model, tiny_checks, use_cache="false", **bad),
                         "--run-name", f"bad-{failing_step}")
     assert result.returncode != 0
     assert error_line(result).startswith(f"Error: step {failing_step} failed (run ") and fragment in error_line(result)

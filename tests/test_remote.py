@@ -114,9 +114,9 @@ def children(client, parent):
 
 
 @pytest.fixture(scope="module")
-def first(server, repo, client, workdir, uci_file, tiny_model):
+def first(server, repo, client, workdir, uci_file, tiny_model, tiny_checks):
     """`main` from the git URL, through the server."""
-    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, *tiny_params(uci_file, tiny_model))
+    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, *tiny_params(uci_file, tiny_model, tiny_checks))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     [parent] = main_runs(client)
     return parent
@@ -142,9 +142,9 @@ def test_main_from_git_url_through_the_server(first, repo, client):
     assert set(model.predict(["See you at lunch", "WIN a FREE prize now, txt CLAIM"])["label"]) <= {"ham", "spam"}
 
 
-def test_identical_rerun_reuses_every_step(first, server, repo, client, workdir, uci_file, tiny_model):
+def test_identical_rerun_reuses_every_step(first, server, repo, client, workdir, uci_file, tiny_model, tiny_checks):
     started = time.time()
-    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, *tiny_params(uci_file, tiny_model))
+    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, *tiny_params(uci_file, tiny_model, tiny_checks))
     assert result.returncode == 0, result.stderr[-3000:]
     second = main_runs(client)[-1]
     original = children(client, first)
@@ -156,18 +156,21 @@ def test_identical_rerun_reuses_every_step(first, server, repo, client, workdir,
     assert time.time() - started < 60
 
 
-def test_changed_parameter_reruns_from_the_step_it_feeds(first, server, repo, client, workdir, uci_file, tiny_model):
-    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, *tiny_params(uci_file, tiny_model, epochs=6))
+def test_changed_parameter_reruns_from_the_step_it_feeds(first, server, repo, client,
+        workdir, uci_file, tiny_model, tiny_checks):
+    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT,
+                        *tiny_params(uci_file, tiny_model, tiny_checks, epochs=6))
     assert result.returncode == 0, result.stderr[-3000:]
     changed = main_runs(client)[-1]
     assert [changed.data.tags[f"{step}_reused"] for step in STEPS] == ["true", "true", "false", "false", "false"]
     assert sorted(children(client, changed)) == ["register", "train", "validate"]
 
 
-def test_older_commit_by_version_runs_everything_again(first, server, repo, client, workdir, uci_file, tiny_model):
+def test_older_commit_by_version_runs_everything_again(first, server, repo, client,
+        workdir, uci_file, tiny_model, tiny_checks):
     older = repo["commits"][0]
     result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "--version", older,
-                        *tiny_params(uci_file, tiny_model))
+                        *tiny_params(uci_file, tiny_model, tiny_checks))
     assert result.returncode == 0, result.stderr[-3000:]
     parent = main_runs(client)[-1]
     steps = children(client, parent)
@@ -193,11 +196,11 @@ def test_reproduce_gives_the_same_metrics(first, server, repo, client, workdir):
     assert f"reproduced as {new.info.run_id}" in result.stdout
 
 
-def test_dirty_tree_never_reuses(first, server, repo, client, workdir, tmp_path, uci_file, tiny_model):
+def test_dirty_tree_never_reuses(first, server, repo, client, workdir, tmp_path, uci_file, tiny_model, tiny_checks):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", repo["url"], str(clone)], check=True)
     (clone / "README.md").write_text("an uncommitted change\n")
-    result = mlflow_run(server, workdir, clone, EXPERIMENT, *tiny_params(uci_file, tiny_model))
+    result = mlflow_run(server, workdir, clone, EXPERIMENT, *tiny_params(uci_file, tiny_model, tiny_checks))
     assert result.returncode == 0, result.stderr[-3000:]
     parent = main_runs(client)[-1]
     steps = children(client, parent)
@@ -222,7 +225,7 @@ def test_reproduce_of_a_run_that_does_not_exist(server, client, workdir):
     assert error_line(result).startswith("Error: no run 0123456789abcdef0123456789abcdef at " + server)
 
 
-def test_commit_that_does_not_exist(first, server, repo, client, workdir, uci_file, tiny_model):
+def test_commit_that_does_not_exist(first, server, repo, client, workdir, uci_file, tiny_model, tiny_checks):
     missing = "0" * 40
     fake = client.create_run(first.info.experiment_id, tags={
         "mlflow.project.entryPoint": "main", "mlflow.source.name": repo["url"], "mlflow.source.git.commit": missing})
@@ -233,5 +236,5 @@ def test_commit_that_does_not_exist(first, server, repo, client, workdir, uci_fi
     assert error_line(result) == (f"Error: commit {missing} does not exist in {repo['url']}: "
                                   "was it pushed, or the history rewritten?")
     result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "--version", missing,
-                        *tiny_params(uci_file, tiny_model))
+                        *tiny_params(uci_file, tiny_model, tiny_checks))
     assert result.returncode != 0 and missing in result.stderr

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
-from steps import hub, prepare, register, reproduce, tokenize, train, validate
+from steps import gate, hub, prepare, register, reproduce, tokenize, train, validate
 from steps.errors import PipelineError
 from steps.metrics import classification_metrics
 
@@ -56,24 +56,69 @@ def test_metrics_treat_spam_as_positive():
     assert scores == {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.75}
 
 
-def check_results(passed):
-    return pd.DataFrame({"text": ["a message that was checked"] * len(passed), "expected": "spam",
-                         "predicted": "ham", "passed": passed})
+def checked(passed, capability=None):
+    """Results of len(passed) checks of expected spam, each passed or not."""
+    checks = pd.DataFrame({"text": [f"check message number {i}" for i in range(len(passed))], "label": 1,
+                           "capability": capability or ["prize"] * len(passed)})
+    predicted = np.array([1 if ok else 0 for ok in passed])
+    return gate.check_results(checks, predicted, predicted * 0.9)
+
+
+GATE = {"min_accuracy": 0.95, "min_f1": 0.85, "min_check_pass_rate": 0.9}
 
 
 def test_gate_passes_a_good_version_no_worse_than_champion():
+    assert gate.rejection_reason({"accuracy": 0.98, "f1": 0.92}, checked([True] * 4), **GATE, champion_f1=0.92,
+                                 champion_version="3") is None
+
+
+def test_gate_passes_at_the_check_pass_rate_and_rejects_below_it():
     scores = {"accuracy": 0.98, "f1": 0.92}
-    assert validate.rejection_reason(scores, 0.95, 0.85, check_results([True, True]), 0.92, "3") is None
+    assert gate.rejection_reason(scores, checked([True] * 9 + [False]), **GATE) is None  # 0.9 exactly
+    reason = gate.rejection_reason(scores, checked([True] * 8 + [False] * 2), **GATE)
+    assert reason == ("behaviour checks passed 8/10 (80.0%) < min_check_pass_rate 0.9; failed: "
+                      "'check message number 8...' (prize, expected spam), "
+                      "'check message number 9...' (prize, expected spam)")
+    assert gate.rejection_reason(scores, checked([True] * 9 + [False]), **{**GATE, "min_check_pass_rate": 1})
 
 
-@pytest.mark.parametrize("scores, checks, champion_f1, expected", [
-    ({"accuracy": 0.90, "f1": 0.92}, [True], None, "test accuracy 0.9000 < min_accuracy 0.95"),
-    ({"accuracy": 0.98, "f1": 0.80}, [True], None, "test spam F1 0.8000 < min_f1 0.85"),
-    ({"accuracy": 0.98, "f1": 0.90}, [True], 0.91, "test spam F1 0.9000 < champion (version 3) 0.9100"),
-    ({"accuracy": 0.98, "f1": 0.92}, [True, False], None, "1 of 2 behaviour checks failed"),
+def test_a_long_list_of_failed_checks_stays_one_line():
+    reason = gate.rejection_reason({"accuracy": 0.98, "f1": 0.92}, checked([False] * 20), **GATE)
+    assert "\n" not in reason and reason.count("expected spam") == gate.FAILED_SHOWN
+    assert reason.endswith("and 12 more (see behaviour_checks.json)")
+
+
+@pytest.mark.parametrize("scores, champion_f1, expected", [
+    ({"accuracy": 0.90, "f1": 0.92}, None, "test accuracy 0.9000 < min_accuracy 0.95"),
+    ({"accuracy": 0.98, "f1": 0.80}, None, "test spam F1 0.8000 < min_f1 0.85"),
+    ({"accuracy": 0.98, "f1": 0.90}, 0.91, "test spam F1 0.9000 < champion (version 3) 0.9100"),
 ])
-def test_gate_names_each_reason(scores, checks, champion_f1, expected):
-    assert expected in validate.rejection_reason(scores, 0.95, 0.85, check_results(checks), champion_f1, "3")
+def test_gate_names_each_reason(scores, champion_f1, expected):
+    assert expected in gate.rejection_reason(scores, checked([True]), **GATE, champion_f1=champion_f1,
+                                             champion_version="3")
+
+
+def test_pass_rates_overall_and_per_capability():
+    results = checked([True, False, True, True], capability=["prize", "prize", "slang ham", "slang ham"])
+    assert gate.pass_rates(results) == {"checks_pass_rate": 0.75, "checks_pass_rate_prize": 0.5,
+                                        "checks_pass_rate_slang_ham": 1.0}
+    assert list(results.columns) == ["text", "capability", "expected", "predicted", "spam_probability", "passed"]
+
+
+def test_checks_file_without_a_capability_column_is_one_group(tmp_path):
+    path = write(tmp_path / "mine.csv", "text,label\nlunch at 1?,ham\nWIN a prize txt 80808,spam\n")
+    checks = gate.read_checks(str(path))
+    assert checks.to_dict("list") == {"text": ["lunch at 1?", "WIN a prize txt 80808"], "label": [0, 1],
+                                      "capability": ["all", "all"]}
+
+
+def test_default_behaviour_suite_covers_each_capability():
+    checks = gate.read_checks(gate.DEFAULT_CHECKS)
+    counts = checks.groupby("capability")["label"].agg(["size", "min", "max"])
+    assert len(checks) >= 40 and checks["text"].is_unique
+    assert set(counts.index) == {"sms_prize_spam", "web_marketing_spam", "phishing_spam", "ham_money_numbers_free",
+                                 "short_slang_ham", "long_ham"}
+    assert (counts["size"] >= 6).all() and (counts["min"] == counts["max"]).all()  # one label per capability
 
 
 def test_missing_model_folder_is_named(tmp_path):
@@ -82,9 +127,9 @@ def test_missing_model_folder_is_named(tmp_path):
 
 
 def test_hub_id_offline_says_to_pass_a_local_path():
-    with pytest.raises(PipelineError, match=r"cannot load tokenizer 'distilbert-base-uncased' from the Hugging "
-                                            r"Face Hub .*pass a local path instead"):
-        tokenize.load_tokenizer("distilbert-base-uncased")
+    with pytest.raises(PipelineError, match=r"cannot load tokenizer 'distilbert/distilbert-base-uncased' from the "
+                                            r"Hugging Face Hub .*pass a local path instead"):
+        tokenize.load_tokenizer(hub.DEFAULT_MODEL)
 
 
 # --- entry points -----------------------------------------------------------------------------
@@ -103,6 +148,19 @@ def test_prepare_logs_splits_label_map_dataset_and_counts(tracking, uci_file, sm
     splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in tokenize.SPLITS}
     assert sum(map(len, splits.values())) == run.data.metrics["rows_kept"]
     assert all(list(part.columns) == ["text", "label"] and set(part["label"]) == {0, 1} for part in splits.values())
+
+
+def test_prepare_reads_the_hub_layout_sms_and_integer_labels(tracking, tmp_path, sms_rows):
+    # ucirvine/sms_spam: one `train` split with columns `sms` and `label` (0 ham, 1 spam)
+    hub_layout = pd.DataFrame({"sms": [text for _, text in sms_rows],
+                               "label": [int(label == "spam") for label, _ in sms_rows]})
+    hub_layout.to_parquet(tmp_path / "train.parquet", index=False)
+    result, _ = invoke(prepare.main, "--dataset", tmp_path / "train.parquet")
+    assert result.exit_code == 0, result.output
+    folder = Path(tracking.download_artifacts(only_run(tracking).info.run_id, "data"))
+    splits = pd.concat([pd.read_parquet(folder / f"{s}.parquet") for s in tokenize.SPLITS])
+    expected = hub_layout.drop_duplicates("sms").rename(columns={"sms": "text"})
+    assert sorted(map(tuple, splits.to_numpy())) == sorted(map(tuple, expected.to_numpy()))
 
 
 def test_tokenize_logs_dataset_tokenizer_and_lengths(tracking, uci_file, tiny_model):
@@ -172,7 +230,7 @@ def test_predict_maps_labels_and_spam_probability():
         def predict(self, texts):
             return pd.DataFrame({"label": ["ham", "spam"], "score": [0.9, 0.8]})
 
-    labels, spam = validate.predict(Model(), ["a", "b"])
+    labels, spam = validate.predict(Model().predict, ["a", "b"])
     assert labels.tolist() == [0, 1] and np.allclose(spam, [0.1, 0.8])
 
 
