@@ -43,8 +43,9 @@ from datasets import Dataset, DatasetDict
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, pipeline,
                           set_seed)
 
-from steps import data, gate, prepare, tokenize, train
-from steps.metrics import classification_metrics, trainer_metrics
+from steps import prepare, tokenize, train
+from steps.shared import data, gate
+from steps.shared.metrics import classification_metrics, trainer_metrics
 from steps.validate import predict
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where both recipes train and score

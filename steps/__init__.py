@@ -1,4 +1,5 @@
-"""The pipeline's steps, one module per MLproject entry point, and their shared helpers."""
+"""The pipeline's entry points, one module each (`python -m steps.<entry point>`); their shared
+plumbing is the package steps.shared."""
 
 import os
 import warnings

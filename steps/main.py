@@ -1,4 +1,7 @@
-"""main: run prepare -> tokenize -> train -> register -> validate as nested runs of one parent.
+"""main: run prepare -> tokenize -> [tune ->] train -> register -> validate as nested runs of one parent.
+
+With --tune-trials N (N > 0) an Optuna search runs between tokenize and train, and train
+uses the best learning rate, batch size, epochs, warmup and weight decay it found.
 
 Each step runs through mlflow.projects.run in this run's experiment, as a child of this run;
 the output URI it records (tag `output_uri`) is the next step's input. The parent records
@@ -10,13 +13,20 @@ experiment with the same resolved parameters (its upstream inputs among them), m
 same commit with a clean tree, and this checkout is clean too. `--use-cache false` turns it off.
 """
 
+import json
+from pathlib import Path
+
 import click
 import mlflow
 from mlflow.projects import _project_spec
 from mlflow.tracking import MlflowClient
 
-from steps import hub, tracking
-from steps.errors import PipelineError
+from steps.shared import baseline, hub, tracking
+from steps.shared.errors import PipelineError
+
+
+# train's settings that decide the model, and what tune searches (its best_params.json holds these keys)
+RECIPE = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay")
 
 
 def reusable_run(entry_point: str, parameters: dict, experiment_id: str, commit: str):
@@ -62,7 +72,8 @@ def reuse_commit(use_cache: bool) -> str | None:
         return None
     commit, dirty = tracking.git_state()
     if commit is None or dirty:
-        click.echo("step reuse off: " + ("not a git checkout" if commit is None else "the tree has uncommitted changes"))
+        click.echo("step reuse off: "
+                   + ("not a git checkout" if commit is None else "the tree has uncommitted changes"))
         return None
     return commit
 
@@ -80,16 +91,21 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
                 label_column=params["label_column"], test_size=params["test_size"],
                 validation_size=params["validation_size"], seed=params["seed"])
     tokenized = step("tokenize", data=data, model=params["model"], max_length=params["max_length"])
-    checkpoint = step("train", tokenized=tokenized, model=params["model"], epochs=params["epochs"],
-                      batch_size=params["batch_size"], learning_rate=params["learning_rate"],
-                      weight_decay=params["weight_decay"], warmup_ratio=params["warmup_ratio"], seed=params["seed"],
-                      precision=params["precision"], group_by_length=params["group_by_length"],
-                      eval_batch_size=params["inference_batch_size"],
-                      device="cpu" if params["device"] == "cpu" else "auto")
+    fast_path = {"seed": params["seed"], "precision": params["precision"], "group_by_length": params["group_by_length"],
+                 "eval_batch_size": params["inference_batch_size"],
+                 "device": "cpu" if params["device"] == "cpu" else "auto"}
+    recipe = {key: params[key] for key in RECIPE}
+    if int(params["tune_trials"]) > 0:
+        best = step("tune", tokenized=tokenized, model=params["model"], trials=params["tune_trials"],
+                    tune_storage=params["tune_storage"], **fast_path)
+        recipe.update(json.loads(Path(tracking.download(best, "the search's best parameters")).read_text()))
+    checkpoint = step("train", tokenized=tokenized, model=params["model"], **recipe, **fast_path)
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
                      batch_size=params["inference_batch_size"], device=params["device"])
-    step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", min_accuracy=params["min_accuracy"],
-         min_f1=params["min_f1"], checks=params["checks"], min_check_pass_rate=params["min_check_pass_rate"])
+    step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", train_data=f"{data}/train.parquet",
+         min_accuracy=params["min_accuracy"], min_f1=params["min_f1"], checks=params["checks"],
+         min_check_pass_rate=params["min_check_pass_rate"],
+         min_margin_over_baseline=params["min_margin_over_baseline"])
     return runs
 
 
@@ -101,8 +117,9 @@ def short_name(name: str) -> str:
 
 def run_name(params: dict) -> str:
     """What the parent run shows in the UI: the model, the data and the training length."""
+    epochs = float(params["epochs"])
     return (f"{short_name(params['model'])} on {short_name(params['dataset'])}, "
-            f"{float(params['epochs']):g} epochs, seed {params['seed']}")
+            f"{epochs:g} epoch{'' if epochs == 1 else 's'}, seed {params['seed']}")
 
 
 def summary(runs: dict, params: dict, parent_run_id: str) -> str:
@@ -114,6 +131,9 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
     scores = runs["validate"].data.metrics
     lines.append("  test: " + ", ".join(f"{key[5:]} {value:.4f}" for key, value in sorted(scores.items())
                                         if key.startswith("test_")))
+    if "baseline_f1" in scores:
+        lines.append(f"  baseline ({baseline.NAME}): accuracy {scores['baseline_accuracy']:.4f}, "
+                     f"f1 {scores['baseline_f1']:.4f}")
     lines.append(f"  {runs['register'].data.tags[tracking.OUTPUT_TAG]} is @candidate and @champion")
     lines.append(f"Serve it:  mlflow models serve -m models:/{name}@champion --env-manager local -p 5001")
     return "\n".join(lines)
@@ -142,6 +162,9 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @click.option("--min-f1", default="0.85", show_default=True)
 @click.option("--checks", default="", help="Behaviour checks file; empty: steps/checks/behaviour.csv.")
 @click.option("--min-check-pass-rate", default="0.9", show_default=True)
+@click.option("--min-margin-over-baseline", default="0.0", show_default=True)
+@click.option("--tune-trials", default="0", show_default=True, help="Optuna trials before train; 0: no search.")
+@click.option("--tune-storage", default="", help="Optuna RDB storage URL for the search; empty: in memory.")
 @click.option("--use-cache", default="true", show_default=True, help="Reuse finished identical steps.")
 def main(**params):
     # Values pass through as strings: each step's own options parse and check them.
@@ -150,7 +173,8 @@ def main(**params):
             mlflow.set_tag("mlflow.runName", run_name(params))
         runs = run_pipeline(params, parent.info.experiment_id)
         validate = runs["validate"]
-        mlflow.log_metrics({key: value for key, value in validate.data.metrics.items() if key.startswith("test_")})
+        mlflow.log_metrics({key: value for key, value in validate.data.metrics.items()
+                            if key.startswith(("test_", "baseline_"))})
         mlflow.set_tag("registered_model_uri", runs["register"].data.tags[tracking.OUTPUT_TAG])
         click.echo(summary(runs, params, parent.info.run_id))
 

@@ -18,13 +18,14 @@ import torch
 from mlflow.tracking import MlflowClient
 from transformers import pipeline
 
-from steps import tracking
-from steps.errors import PipelineError
+from steps.shared import tracking
+from steps.shared.errors import PipelineError
 
 CANDIDATE_ALIAS = "candidate"
 INPUT_EXAMPLE = ["Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086"]
 # Explicit: inference would otherwise pin torchvision, which has no CPU wheel here and is unused.
-PIP_REQUIREMENTS = [f"{name}=={version(name).split('+')[0]}" for name in ("mlflow", "torch", "transformers", "accelerate")]
+PIP_REQUIREMENTS = [f"{name}=={version(name).split('+')[0]}"
+                    for name in ("mlflow", "torch", "transformers", "accelerate")]
 
 
 def resolve_device(device: str) -> str:

@@ -20,8 +20,8 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from steps import tracking
-from steps.errors import PipelineError
+from steps.shared import tracking
+from steps.shared.errors import PipelineError
 
 
 def source_of(run) -> tuple[str, str]:

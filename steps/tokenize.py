@@ -19,8 +19,8 @@ import pandas as pd
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
-from steps import hub, tracking
-from steps.errors import PipelineError
+from steps.shared import hub, tracking
+from steps.shared.errors import PipelineError
 
 SPLITS = ("train", "validation", "test")
 

@@ -26,9 +26,9 @@ from datasets import load_from_disk
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, PrinterCallback,
                           Trainer, TrainerCallback, TrainingArguments, set_seed)
 
-from steps import hub, tracking
-from steps.errors import PipelineError
-from steps.metrics import trainer_metrics
+from steps.shared import hub, tracking
+from steps.shared.errors import PipelineError
+from steps.shared.metrics import trainer_metrics
 
 # The Trainer's MLflow callback would log every TrainingArguments field as a param, and
 # clash with this step's own params (`learning_rate` "5e-5" vs "5e-05"); the full
@@ -91,7 +91,7 @@ def pick_precision(requested: str, on_cpu: bool) -> str:
 def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], output_dir: str, *,
               epochs: float, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
               seed: int, precision: str, group_by_length: bool, eval_batch_size: int, device: str,
-              report_to: str = "none") -> Trainer:
+              report_to: str = "none", callbacks=()) -> Trainer:
     """Train, evaluating and checkpointing each epoch; the best epoch by validation F1 is loaded at the end.
 
     device "auto" takes a GPU (or Apple's MPS) when there is one, else the CPU; "cpu" forces the CPU.
@@ -138,7 +138,8 @@ def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], 
         compute_metrics=trainer_metrics,
     )
     trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(ProgressLines())
+    for callback in (ProgressLines(), *callbacks):
+        trainer.add_callback(callback)
     trainer.train()
     return trainer
 

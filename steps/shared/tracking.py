@@ -14,9 +14,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
 
-from steps.errors import PipelineError
+from steps.shared.errors import PipelineError
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # steps/shared/tracking.py -> the project
 OUTPUT_TAG = "output_uri"  # what `main` reads back from a finished step to feed the next
 ERROR_TAG = "error"        # the one-line reason a step failed
 DATA_DIGEST_TAG = "data_digest"

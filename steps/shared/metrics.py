@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn import metrics
 
-from steps.data import LABELS, POSITIVE_LABEL
+from steps.shared.data import LABELS, POSITIVE_LABEL
 
 SPAM = LABELS[POSITIVE_LABEL]
 

@@ -1,0 +1,26 @@
+"""The baseline a fine-tuned version must beat: TF-IDF word and character n-grams with a
+linear SVM (scikit-learn), fitted in about a second on prepare's train split. Pure functions."""
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline, make_pipeline, make_union
+from sklearn.svm import LinearSVC
+
+from steps.shared.metrics import classification_metrics
+
+NAME = "TF-IDF + linear SVM"
+
+
+def fit_baseline(texts, labels) -> Pipeline:
+    """Words and word pairs, plus character 2- to 5-grams (which catch `£1000`, `txt`, `c1ick`)."""
+    model = make_pipeline(
+        make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                   TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+        LinearSVC())
+    return model.fit(list(texts), labels)
+
+
+def baseline_scores(train, test) -> dict[str, float]:
+    """The baseline's test metrics (the SVM's margin ranks messages for ROC AUC)."""
+    model = fit_baseline(train["text"], train["label"])
+    texts = list(test["text"])
+    return classification_metrics(test["label"], model.predict(texts), model.decision_function(texts))
