@@ -79,7 +79,8 @@ def reuse_commit(use_cache: bool) -> str | None:
 
 
 def run_pipeline(params: dict, experiment_id: str) -> dict:
-    """The five steps in order, each fed the previous outputs; their finished runs by name."""
+    """The steps in order (tune only when trials are asked for), each fed the previous outputs;
+    their finished runs by name."""
     runs = {}
     commit = reuse_commit(params["use_cache"].lower() in ("true", "1", "yes"))
 
@@ -95,7 +96,7 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
                  "eval_batch_size": params["inference_batch_size"],
                  "device": "cpu" if params["device"] == "cpu" else "auto"}
     recipe = {key: params[key] for key in RECIPE}
-    if int(params["tune_trials"]) > 0:
+    if params["tune_trials"] > 0:
         best = step("tune", tokenized=tokenized, model=params["model"], trials=params["tune_trials"],
                     tune_storage=params["tune_storage"], **fast_path)
         recipe.update(json.loads(Path(tracking.download(best, "the search's best parameters")).read_text()))
@@ -163,11 +164,13 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @click.option("--checks", default="", help="Behaviour checks file; empty: steps/checks/behaviour.csv.")
 @click.option("--min-check-pass-rate", default="0.9", show_default=True)
 @click.option("--min-margin-over-baseline", default="0.0", show_default=True)
-@click.option("--tune-trials", default="0", show_default=True, help="Optuna trials before train; 0: no search.")
+@click.option("--tune-trials", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Optuna trials before train; 0: no search.")
 @click.option("--tune-storage", default="", help="Optuna RDB storage URL for the search; empty: in memory.")
 @click.option("--use-cache", default="true", show_default=True, help="Reuse finished identical steps.")
 def main(**params):
-    # Values pass through as strings: each step's own options parse and check them.
+    # Values pass through as strings (tune_trials aside, which main itself reads): each step's own
+    # options parse and check them.
     with tracking.step_run() as parent:
         if tracking.is_generated_name(parent.info.run_name):  # keep a name given with --run-name
             mlflow.set_tag("mlflow.runName", run_name(params))

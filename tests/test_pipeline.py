@@ -144,6 +144,25 @@ def test_champion_loads_through_pyfunc_and_says_ham_or_spam(pipeline):
     assert predictions["label"].tolist() == ["ham", "spam"]
 
 
+def test_main_with_tune_trials_trains_with_the_best_trial(pipeline, store, client, uci_file, tiny_model, tiny_checks):
+    # The search's learning rates are too small for the tiny model to learn much: its gate is off.
+    result = run_project(store, *tiny_params(uci_file, tiny_model, tiny_checks, tune_trials=2, use_cache="false",
+                                             registered_model_name="tuned", min_accuracy=0, min_f1=0,
+                                             min_check_pass_rate=0), "--run-name", "tuned")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    [parent] = client.search_runs([experiment.experiment_id], "attributes.run_name = 'tuned'")
+    steps = {r.data.tags["mlflow.project.entryPoint"]: r for r in client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        order_by=["attributes.start_time ASC"])}
+    assert list(steps) == ["prepare", "tokenize", "tune", "train", "register", "validate"]
+    tune, train = steps["tune"], steps["train"]
+    assert tune.data.params["tokenized"] == steps["tokenize"].data.tags["output_uri"]
+    assert len(client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{tune.info.run_id}'")) == 2
+    for key in ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay"):
+        assert float(train.data.params[key]) == float(tune.data.params[f"best_{key}"]), key
+
+
 def validate_version(store, pipeline, version, checks, **gate):
     return run_project(store, "-e", "validate", *params(
         model_uri=f"models:/spam-classifier/{version}", checks=checks, min_accuracy=0.5, min_f1=0.5,
