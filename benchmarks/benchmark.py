@@ -46,7 +46,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Tra
 from steps import prepare, tokenize, train
 from steps.shared import data, gate
 from steps.shared.metrics import classification_metrics, trainer_metrics
-from steps.validate import predict
+from steps.shared.scoring import predict
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where both recipes train and score
 TUTORIAL_SHUFFLE_SEED = 22  # the notebook's `seed = 22`, used for .shuffle()

@@ -19,7 +19,6 @@ Output:  models:/<name>/<version>
 import click
 import matplotlib
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.utils.models import get_model_name_and_version
@@ -27,33 +26,13 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from steps.shared import baseline, data, gate, tracking
+from steps.shared.scoring import load_model, predict
 from steps.shared.errors import PipelineError
 from steps.shared.metrics import classification_metrics
 
 matplotlib.use("Agg")  # no display on servers
 
 CHAMPION_ALIAS = "champion"
-
-
-def predict_in_length_order(predict_batch, texts) -> pd.DataFrame:
-    """`predict_batch` (texts in, a frame of rows out) over the texts sorted by length, rows back
-    in the input order: each batch then holds messages of similar length and pads little."""
-    texts = list(texts)
-    order = np.argsort([len(text) for text in texts], kind="stable")
-    output = pd.DataFrame(predict_batch([texts[i] for i in order]))
-    return output.iloc[np.argsort(order)].reset_index(drop=True)
-
-
-def predict(predict_batch, texts) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted label ids and spam probabilities from a text classifier's batch function
-    (a pyfunc model's `predict`, or a pipeline's call): rows of `label` and `score`."""
-    output = predict_in_length_order(predict_batch, texts)
-    unknown = set(output["label"]) - set(data.LABELS)
-    if unknown:
-        raise PipelineError(f"the model predicts labels {sorted(unknown)}, not {sorted(data.LABELS)}: "
-                            "register a checkpoint trained by this project's train step")
-    is_spam = (output["label"] == data.POSITIVE_LABEL).to_numpy()
-    return is_spam.astype(int), np.where(is_spam, output["score"], 1 - output["score"])
 
 
 def confusion_figure(labels, predicted):
@@ -69,14 +48,6 @@ def current_champion(client, name: str, version: str) -> str | None:
     except MlflowException:
         return None
     return None if champion == str(version) else champion
-
-
-def load_model(uri: str):
-    try:
-        return mlflow.pyfunc.load_model(uri)
-    except (MlflowException, OSError) as err:
-        raise PipelineError(f"cannot load model '{uri}' ({str(err).splitlines()[0][:160]}): "
-                            "pass a registered version, e.g. models:/spam-classifier/1") from None
 
 
 def registered_version(client, model_uri: str) -> tuple[str, str]:

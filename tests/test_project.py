@@ -9,7 +9,7 @@ from mlflow.projects import _project_spec
 from tests.conftest import PROJECT_DIR
 
 PROJECT = _project_spec.load_project(str(PROJECT_DIR))
-ENTRY_POINTS = ["main", "prepare", "tokenize", "tune", "train", "register", "validate", "reproduce"]
+ENTRY_POINTS = ["main", "prepare", "tokenize", "tune", "train", "register", "validate", "predict", "reproduce"]
 
 
 def test_entry_points_and_environment():

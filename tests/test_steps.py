@@ -12,7 +12,7 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
 from steps import main, prepare, register, reproduce, tokenize, train, validate
-from steps.shared import baseline, data, gate, hub
+from steps.shared import baseline, data, gate, hub, scoring
 from steps.shared import tracking as tracking_module
 from steps.shared.errors import PipelineError
 from steps.shared.metrics import classification_metrics
@@ -250,7 +250,7 @@ def test_predict_maps_labels_and_spam_probability():
         def predict(self, texts):
             return pd.DataFrame({"label": ["ham", "spam"], "score": [0.9, 0.8]})
 
-    labels, spam = validate.predict(Model().predict, ["a", "b"])
+    labels, spam = scoring.predict(Model().predict, ["a", "b"])
     assert labels.tolist() == [0, 1] and np.allclose(spam, [0.1, 0.8])
 
 

@@ -70,25 +70,28 @@ def _read_json(path: Path) -> pd.DataFrame:
         return pd.read_json(path, lines=True)
 
 
+def pick_column(columns, given: str, known, what: str, flag: str, required: bool = True) -> str | None:
+    """The column `given`, else the first known name present; None when absent and not required."""
+    columns = list(columns)
+    if given:
+        if given not in columns:
+            raise PipelineError(f"{what} column '{given}' not found (columns: {', '.join(map(str, columns))}): "
+                                f"set {flag} to one of them")
+        return given
+    by_lower = {str(c).lower(): c for c in columns}
+    for name in known:
+        if name in by_lower:
+            return by_lower[name]
+    if not required:
+        return None
+    raise PipelineError(f"no {what} column found (columns: {', '.join(map(str, columns))}): "
+                        f"set {flag} to the column that holds the {what}")
+
+
 def find_columns(columns, text_column: str = "", label_column: str = "") -> tuple[str, str]:
     """The text and label column names: the ones given, else the first known name present."""
-    columns = list(columns)
-    by_lower = {str(c).lower(): c for c in columns}
-
-    def pick(given, known, what, flag):
-        if given:
-            if given not in columns:
-                raise PipelineError(f"{what} column '{given}' not found (columns: {', '.join(map(str, columns))}): "
-                                    f"set {flag} to one of them")
-            return given
-        for name in known:
-            if name in by_lower:
-                return by_lower[name]
-        raise PipelineError(f"no {what} column found (columns: {', '.join(map(str, columns))}): "
-                            f"set {flag} to the column that holds the {what}")
-
-    return (pick(text_column, TEXT_COLUMNS, "text", "text_column"),
-            pick(label_column, LABEL_COLUMNS, "label", "label_column"))
+    return (pick_column(columns, text_column, TEXT_COLUMNS, "text", "text_column"),
+            pick_column(columns, label_column, LABEL_COLUMNS, "label", "label_column"))
 
 
 def normalise_labels(labels: pd.Series) -> pd.Series:
