@@ -100,13 +100,14 @@ def write_table(frame: pd.DataFrame, output: str) -> None:
 
 @click.command(help=__doc__)
 @click.option("--model-uri", default="models:/spam-classifier@champion", show_default=True)
-@click.option("--input", "input_uri", required=True, help="A file or folder prepare can read, or a URI.")
+@click.option("--input", required=True, help="A file or folder prepare can read, or a URI.")
 @click.option("--output", required=True, help="Where to write: Parquet, or CSV when the name ends in .csv.")
 @click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True)
 @click.option("--text-column", default="", help="Found automatically for known layouts.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Messages per forward pass (the pandas engine; Spark uses the model's own).")
-def main(model_uri, input_uri, output, engine, text_column, batch_size):
+def main(model_uri, input, output, engine, text_column, batch_size):  # noqa: A002 (the MLproject's name)
+    input_uri = input
     with tracking.step_run():
         try:
             name, version = get_model_name_and_version(MlflowClient(), model_uri)

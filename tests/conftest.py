@@ -72,3 +72,4 @@ def tracking(tmp_path, monkeypatch):
     while mlflow.active_run():
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment exports it; later `mlflow run`s must not inherit it

@@ -16,7 +16,7 @@ def registered(tmp_path_factory, tiny_model):
     folder = tmp_path_factory.mktemp("predict")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("predict")
+    experiment_id = mlflow.MlflowClient(uri).create_experiment("predict")
     classifier = AutoModelForSequenceClassification.from_pretrained(
         str(tiny_model), num_labels=2, label2id=data.LABELS, id2label={i: n for n, i in data.LABELS.items()})
     classifier.save_pretrained(folder / "checkpoint")
@@ -24,10 +24,10 @@ def registered(tmp_path_factory, tiny_model):
     for name in ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (tiny_model / name).exists():
             (folder / "checkpoint" / name).write_bytes((tiny_model / name).read_bytes())
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id=experiment_id):
         info = register.log_classifier(register.build_pipeline(str(folder / "checkpoint"), 16, "cpu"), 16, "cpu")
     mlflow.register_model(info.model_uri, "tiny-classifier")
-    yield {"uri": uri, "folder": folder}
+    yield {"uri": uri, "folder": folder, "experiment_id": experiment_id}
     mlflow.set_tracking_uri(None)
 
 
@@ -43,6 +43,10 @@ def messages_file(registered, sms_rows):
 
 def run_predict(registered, monkeypatch, *args):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registered["uri"])
+    # set_experiment exports MLFLOW_EXPERIMENT_ID; set through monkeypatch first, it is removed after the test
+    # (a later `mlflow run --experiment-name` would otherwise get both)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", registered["experiment_id"])
+    mlflow.set_experiment(experiment_id=registered["experiment_id"])
     result = CliRunner().invoke(predict.main, [str(a) for a in args])
     return result, result.output.strip().splitlines()
 
@@ -64,8 +68,7 @@ def test_both_engines_score_every_row_in_order_and_agree(registered, messages_fi
     assert set(pandas_out["predicted_label"]) <= {"ham", "spam"}
     assert pandas_out["predicted_label"].tolist() == spark_out["predicted_label"].tolist()
     assert (pandas_out["spam_probability"] - spark_out["spam_probability"]).abs().max() < 1e-5
-    runs = mlflow.MlflowClient(registered["uri"]).search_runs(
-        [mlflow.get_experiment_by_name("Default").experiment_id])
+    runs = mlflow.MlflowClient(registered["uri"]).search_runs([registered["experiment_id"]], "params.engine != ''")
     for run in runs:
         assert run.data.tags["model_version"] == "1" and run.data.metrics["rows"] == len(frame)
         assert run.data.metrics["messages_per_second"] > 0 and "accuracy" in run.data.metrics
