@@ -6,7 +6,8 @@ Inputs:  tokenized (URI of tokenize's output), model (Hub id or local folder), e
          similar lengths, padded per batch), eval_batch_size, device.
 Logs:    per-step training loss and learning rate, per-epoch validation loss, accuracy,
          precision, recall, spam F1 and ROC AUC (through the Trainer's MLflow callback);
-         training_args.json; tag precision; artifact checkpoint/ with the best epoch by validation F1
+         training_args.json; tag precision; system metrics (CPU, memory; GPU given nvidia-ml-py);
+         artifact checkpoint/ with the best epoch by validation F1
          (safetensors weights, config with id2label/label2id, tokenizer).
 Output:  runs:/<run id>/checkpoint
 """
@@ -171,7 +172,7 @@ def read_tokenized(folder: Path):
               help="auto: a GPU when there is one; cpu: the CPU even then.")
 def main(tokenized, model, epochs, batch_size, learning_rate, weight_decay, warmup_ratio, seed, precision,
          group_by_length, eval_batch_size, device):
-    with tracking.step_run() as run:
+    with tracking.step_run(log_system_metrics=True) as run:
         tracking.carry_data_digest(tokenized)
         datasets, tokenizer, label_map = read_tokenized(Path(tracking.download(tokenized, "the tokenized splits")))
         with tempfile.TemporaryDirectory() as tmp:

@@ -13,6 +13,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Nothing here may reach the Hub: fail at once instead of retrying a network that is not there.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# train's system metrics: a sample a second, so that the tests' short trainings log some
+os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"
 
 
 def run_with_tracking(tracking_uri, cwd, *command):

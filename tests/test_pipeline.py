@@ -90,6 +90,7 @@ def test_train_logged_curves_and_a_loadable_checkpoint(pipeline, client):
     assert len(client.get_metric_history(train.info.run_id, "loss")) > 1
     assert len(client.get_metric_history(train.info.run_id, "eval_f1")) == 5  # one per epoch
     assert train.data.params["learning_rate"] == "0.003"  # the step's own params, not clobbered by the Trainer
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(train.data.metrics)
     files = {a.path.split("/")[-1] for a in client.list_artifacts(train.info.run_id, "checkpoint")}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
 

@@ -75,14 +75,16 @@ def record_reproducibility(run) -> None:
 
 
 @contextlib.contextmanager
-def step_run():
+def step_run(log_system_metrics: bool = False):
     """The run `mlflow run` created for this step (or a new one when called directly).
 
     A PipelineError is recorded on the run, marks it FAILED, and leaves the command as a
-    one-line `Error: ...` with exit code 1.
+    one-line `Error: ...` with exit code 1. With log_system_metrics, MLflow samples CPU and
+    memory (and GPU utilisation and memory, given nvidia-ml-py) into the run's System metrics
+    every 10 s (MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL).
     """
     check_tracking_server()
-    with mlflow.start_run() as run:
+    with mlflow.start_run(log_system_metrics=log_system_metrics) as run:
         record_reproducibility(run)
         try:
             yield run
