@@ -12,3 +12,6 @@ for _variable, _quiet in (("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("HF_HUB_D
     os.environ.setdefault(_variable, _quiet)
 warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+# pyspark (for predict's Spark engine) warns on import that pandas 3 is not fully supported;
+# MLflow imports it in every step that logs a model. predict's tests compare both engines.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")

@@ -22,14 +22,12 @@ from pathlib import Path
 import click
 import mlflow
 import pandas as pd
-from mlflow.store.artifact.utils.models import get_model_name_and_version
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from steps.shared import data, tracking
 from steps.shared.errors import PipelineError
 from steps.shared.metrics import classification_metrics
-from steps.shared.scoring import label_ids_and_spam_probability, load_model, predict
+from steps.shared.scoring import label_ids_and_spam_probability, load_model, predict, registered_version
 from steps.shared.sources import load_raw
 
 CHUNK = 512  # messages per call of the model in the pandas engine: a progress line can follow each
@@ -66,7 +64,6 @@ def score_with_pandas(model_uri: str, texts: list[str], batch_size: int):
 def score_with_spark(model_uri: str, texts: list[str]):
     from pyspark.sql import SparkSession
 
-    load_model(model_uri)  # a one-line error for a bad URI before Spark starts
     builder = SparkSession.builder.appName("spam-classifier predict")
     if os.environ.get("SPARK_MASTER"):
         builder = builder.master(os.environ["SPARK_MASTER"])
@@ -109,11 +106,7 @@ def write_table(frame: pd.DataFrame, output: str) -> None:
 def main(model_uri, input, output, engine, text_column, batch_size):  # noqa: A002 (the MLproject's name)
     input_uri = input
     with tracking.step_run():
-        try:
-            name, version = get_model_name_and_version(MlflowClient(), model_uri)
-        except MlflowException as err:
-            raise PipelineError(f"no registered model at '{model_uri}' ({str(err).splitlines()[0][:160]}): "
-                                "pass e.g. models:/spam-classifier@champion or models:/spam-classifier/1") from None
+        name, version = registered_version(MlflowClient(), model_uri)
         mlflow.set_tags({"model_name": name, "model_version": str(version)})
         table, source = load_raw(input_uri)
         text = data.pick_column(table.columns, text_column, data.TEXT_COLUMNS, "text", "text_column")

@@ -152,6 +152,24 @@ def read_tokenized(folder: Path):
             json.loads((folder / "label_map.json").read_text()))
 
 
+def run_options(command):
+    """The options of how a fine-tune runs (seed, precision, batching, device), shared by train and tune."""
+    options = [
+        click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True),
+        click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=DEFAULTS["precision"],
+                     show_default=True, help="auto: bf16 where the hardware has it, fp16 on older GPUs, else fp32."),
+        click.option("--group-by-length", type=bool, default=DEFAULTS["group_by_length"], show_default=True,
+                     help="Batch messages of similar length together (less padding)."),
+        click.option("--eval-batch-size", type=click.IntRange(min=1), default=DEFAULTS["eval_batch_size"],
+                     show_default=True),
+        click.option("--device", type=click.Choice(["auto", "cpu"]), default=DEFAULTS["device"], show_default=True,
+                     help="auto: a GPU when there is one; cpu: the CPU even then."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command(help=__doc__)
 @click.option("--tokenized", required=True, help="URI of tokenize's output folder.")
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
@@ -162,14 +180,7 @@ def read_tokenized(folder: Path):
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=DEFAULTS["weight_decay"], show_default=True)
 @click.option("--warmup-ratio", type=click.FloatRange(min=0, max=1, max_open=True), default=DEFAULTS["warmup_ratio"],
               show_default=True)
-@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=DEFAULTS["precision"],
-              show_default=True, help="auto: bf16 where the hardware has it, fp16 on older GPUs, else fp32.")
-@click.option("--group-by-length", type=bool, default=DEFAULTS["group_by_length"], show_default=True,
-              help="Batch messages of similar length together (less padding).")
-@click.option("--eval-batch-size", type=click.IntRange(min=1), default=DEFAULTS["eval_batch_size"], show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu"]), default=DEFAULTS["device"], show_default=True,
-              help="auto: a GPU when there is one; cpu: the CPU even then.")
+@run_options
 def main(tokenized, model, epochs, batch_size, learning_rate, weight_decay, warmup_ratio, seed, precision,
          group_by_length, eval_batch_size, device):
     with tracking.step_run(log_system_metrics=True) as run:

@@ -103,13 +103,7 @@ def search(study: optuna.Study, run_trial, trials: int) -> optuna.trial.FrozenTr
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @click.option("--trials", type=click.IntRange(min=1), default=8, show_default=True,
               help="Finished trials the study should hold (shared by every process on one storage).")
-@click.option("--seed", type=int, default=train.DEFAULTS["seed"], show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=train.DEFAULTS["precision"],
-              show_default=True)
-@click.option("--group-by-length", type=bool, default=train.DEFAULTS["group_by_length"], show_default=True)
-@click.option("--eval-batch-size", type=click.IntRange(min=1), default=train.DEFAULTS["eval_batch_size"],
-              show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu"]), default=train.DEFAULTS["device"], show_default=True)
+@train.run_options
 @click.option("--tune-storage", default="", help="Optuna RDB storage URL (sqlite:///..., postgresql://...); "
                                                  "empty: in memory, this process alone.")
 @click.option("--study-name", default="", help="Empty: named after the tokenized data and the model.")

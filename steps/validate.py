@@ -21,12 +21,11 @@ import matplotlib
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from steps.shared import baseline, data, gate, tracking
-from steps.shared.scoring import load_model, predict
+from steps.shared.scoring import load_model, predict, registered_version
 from steps.shared.errors import PipelineError
 from steps.shared.metrics import classification_metrics
 
@@ -48,16 +47,6 @@ def current_champion(client, name: str, version: str) -> str | None:
     except MlflowException:
         return None
     return None if champion == str(version) else champion
-
-
-def registered_version(client, model_uri: str) -> tuple[str, str]:
-    if not model_uri.startswith("models:/"):
-        raise PipelineError(f"model_uri '{model_uri}' is not a registered model: pass models:/<name>/<version>")
-    try:
-        return get_model_name_and_version(client, model_uri)
-    except MlflowException as err:
-        raise PipelineError(f"no registered model at '{model_uri}' ({str(err).splitlines()[0][:160]}): "
-                            "pass the output of register, e.g. models:/spam-classifier/1") from None
 
 
 @click.command(help=__doc__)

@@ -5,6 +5,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.utils.models import get_model_name_and_version
 
 from steps.shared import data
 from steps.shared.errors import PipelineError
@@ -16,6 +17,20 @@ def load_model(uri: str):
     except (MlflowException, OSError) as err:
         raise PipelineError(f"cannot load model '{uri}' ({str(err).splitlines()[0][:160]}): "
                             "pass a registered version, e.g. models:/spam-classifier/1") from None
+
+
+def registered_version(client, model_uri: str) -> tuple[str, str]:
+    """(name, version) of a models:/ URI that names an existing registered version, else a one-line error."""
+    if not model_uri.startswith("models:/"):
+        raise PipelineError(f"model_uri '{model_uri}' is not a registered model: pass models:/<name>/<version>")
+    try:
+        name, version = get_model_name_and_version(client, model_uri)
+        client.get_registered_model(name)
+        client.get_model_version(name, version)
+    except MlflowException as err:
+        raise PipelineError(f"no registered model at '{model_uri}' ({str(err).splitlines()[0][:160]}): "
+                            "pass the output of register, e.g. models:/spam-classifier/1") from None
+    return name, version
 
 
 def predict_in_length_order(predict_batch, texts) -> pd.DataFrame:

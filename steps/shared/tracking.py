@@ -75,11 +75,12 @@ def record_reproducibility(run) -> None:
 
 
 @contextlib.contextmanager
-def step_run(log_system_metrics: bool = False):
+def step_run(log_system_metrics: bool | None = None):
     """The run `mlflow run` created for this step (or a new one when called directly).
 
     A PipelineError is recorded on the run, marks it FAILED, and leaves the command as a
-    one-line `Error: ...` with exit code 1. With log_system_metrics, MLflow samples CPU and
+    one-line `Error: ...` with exit code 1. With log_system_metrics (None: MLflow's own
+    MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING decides), MLflow samples CPU and
     memory (and GPU utilisation and memory, given nvidia-ml-py) into the run's System metrics
     every 10 s (MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL).
     """
