@@ -27,6 +27,8 @@ from steps.shared.errors import PipelineError
 
 # train's settings that decide the model, and what tune searches (its best_params.json holds these keys)
 RECIPE = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay")
+# how train spreads over processes and machines
+PROCESSES = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port")
 
 
 def reusable_run(entry_point: str, parameters: dict, experiment_id: str, commit: str):
@@ -100,7 +102,8 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
         best = step("tune", tokenized=tokenized, model=params["model"], trials=params["tune_trials"],
                     tune_storage=params["tune_storage"], **fast_path)
         recipe.update(json.loads(Path(tracking.download(best, "the search's best parameters")).read_text()))
-    checkpoint = step("train", tokenized=tokenized, model=params["model"], **recipe, **fast_path)
+    checkpoint = step("train", tokenized=tokenized, model=params["model"], **recipe, **fast_path,
+                      **{key: params[key] for key in PROCESSES})
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
                      batch_size=params["inference_batch_size"], device=params["device"])
     step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", train_data=f"{data}/train.parquet",
@@ -168,6 +171,11 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
               help="Optuna trials before train; 0: no search.")
 @click.option("--tune-storage", default="", help="Optuna RDB storage URL for the search; empty: in memory.")
 @click.option("--use-cache", default="true", show_default=True, help="Reuse finished identical steps.")
+@click.option("--num-processes", default="1", show_default=True, help="train's processes on all machines together.")
+@click.option("--num-machines", default="1", show_default=True)
+@click.option("--machine-rank", default="0", show_default=True)
+@click.option("--main-process-ip", default="127.0.0.1", show_default=True)
+@click.option("--main-process-port", default="29500", show_default=True)
 def main(**params):
     # Values pass through as strings (tune_trials aside, which main itself reads): each step's own
     # options parse and check them.

@@ -3,11 +3,14 @@
 Inputs:  tokenized (URI of tokenize's output), model (Hub id or local folder), epochs,
          batch_size, learning_rate, weight_decay, warmup_ratio, seed; and the fast path:
          precision (bf16 autocast where the hardware has it), group_by_length (batches of
-         similar lengths, padded per batch), eval_batch_size, device.
+         similar lengths, padded per batch), eval_batch_size, device; and to scale out
+         (accelerate's names): num_processes (all machines together), num_machines, machine_rank,
+         main_process_ip, main_process_port. More than one process: the training runs
+         data-parallel through torch.distributed's launcher; machine 0 logs the one run.
 Logs:    per-step training loss and learning rate, per-epoch validation loss, accuracy,
          precision, recall, spam F1 and ROC AUC (through the Trainer's MLflow callback);
-         training_args.json; tag precision; system metrics (CPU, memory; GPU given nvidia-ml-py);
-         artifact checkpoint/ with the best epoch by validation F1
+         training_args.json; param effective_batch_size; tag precision; system metrics (CPU,
+         memory; GPU given nvidia-ml-py); artifact checkpoint/ with the best epoch by validation F1
          (safetensors weights, config with id2label/label2id, tokenizer).
 Output:  runs:/<run id>/checkpoint
 """
@@ -23,11 +26,12 @@ from pathlib import Path
 import click
 import mlflow
 import torch
+from mlflow.tracking import MlflowClient
 from datasets import load_from_disk
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, PrinterCallback,
                           Trainer, TrainerCallback, TrainingArguments, set_seed)
 
-from steps.shared import hub, tracking
+from steps.shared import hub, launch, tracking
 from steps.shared.errors import PipelineError
 from steps.shared.metrics import trainer_metrics
 
@@ -54,6 +58,8 @@ class ProgressLines(TrainerCallback):
         self.start = self.last = time.monotonic()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:  # one voice, whatever the number of processes
+            return
         logs, now = logs or {}, time.monotonic()
         epochs = args.num_train_epochs
         if "eval_f1" in logs:
@@ -121,6 +127,11 @@ def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], 
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=1,  # with load_best_model_at_end the best is kept as well
+        save_on_each_node=True,
+        # Several processes: the loss is already a mean over each batch's messages; averaging "tokens"
+        # across processes would multiply it by their number. And every weight gets a gradient.
+        average_tokens_across_devices=False,
+        ddp_find_unused_parameters=False,  # every machine reloads the best epoch at the end, from its own disk
         load_best_model_at_end=True,
         metric_for_best_model="f1",
         logging_strategy="steps",
@@ -170,36 +181,89 @@ def run_options(command):
     return command
 
 
+def train_process(folder: str, model_name: str, output_dir: str, recipe: dict) -> dict | None:
+    """One training process: fine-tune, and save the best epoch to output_dir/checkpoint.
+
+    With several processes each runs this; only the first logs to MLflow (the Trainer's callback
+    joins the step's run through MLFLOW_RUN_ID) and saves, and only it returns what the step logs."""
+    datasets, tokenizer, label_map = read_tokenized(Path(folder))
+    trainer = fine_tune(datasets, tokenizer, model_name, label_map, str(Path(output_dir, "trainer")), **recipe,
+                        report_to="mlflow")
+    trainer.save_model(str(Path(output_dir, "checkpoint")))  # the best epoch, with its tokenizer
+    if not trainer.is_world_process_zero():
+        return None
+    return {"best_f1": trainer.state.best_metric, "training_args": trainer.args.to_dict(),
+            "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32"}
+
+
+def process_options(command):
+    """accelerate's settings for training on several processes or machines (launch.Processes)."""
+    options = [
+        click.option("--num-processes", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Training processes on all machines together (one per GPU; on CPUs, up to one per core)."),
+        click.option("--num-machines", type=click.IntRange(min=1), default=1, show_default=True),
+        click.option("--machine-rank", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="This machine's number; 0 is the main one, which logs the run."),
+        click.option("--main-process-ip", default="127.0.0.1", show_default=True,
+                     help="Address of machine 0, which the others reach."),
+        click.option("--main-process-port", type=click.IntRange(1, 65535), default=29500, show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command(help=__doc__)
 @click.option("--tokenized", required=True, help="URI of tokenize's output folder.")
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["epochs"], show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True,
+              help="Per process: the effective batch is batch_size x num_processes.")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["learning_rate"],
               show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=DEFAULTS["weight_decay"], show_default=True)
 @click.option("--warmup-ratio", type=click.FloatRange(min=0, max=1, max_open=True), default=DEFAULTS["warmup_ratio"],
               show_default=True)
 @run_options
-def main(tokenized, model, epochs, batch_size, learning_rate, weight_decay, warmup_ratio, seed, precision,
-         group_by_length, eval_batch_size, device):
+@process_options
+def main(tokenized, model, num_processes, num_machines, machine_rank, main_process_ip, main_process_port,
+         **recipe):
+    processes = launch.Processes(num_processes, num_machines, machine_rank, main_process_ip, main_process_port)
+    if not processes.is_main_machine:
+        train_on_another_machine(tokenized, model, recipe, processes)
+        return
     with tracking.step_run(log_system_metrics=True) as run:
         tracking.carry_data_digest(tokenized)
-        datasets, tokenizer, label_map = read_tokenized(Path(tracking.download(tokenized, "the tokenized splits")))
+        mlflow.log_param("effective_batch_size", recipe["batch_size"] * num_processes)
+        folder = tracking.download(tokenized, "the tokenized splits")
+        if processes.distributed:  # the first process joins this run through the Trainer's MLflow callback
+            os.environ.update(MLFLOW_RUN_ID=run.info.run_id, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri())
         with tempfile.TemporaryDirectory() as tmp:
-            trainer = fine_tune(datasets, tokenizer, model, label_map, str(Path(tmp, "trainer")), epochs=epochs,
-                                batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                                warmup_ratio=warmup_ratio, seed=seed, precision=precision,
-                                group_by_length=group_by_length, eval_batch_size=eval_batch_size, device=device,
-                                report_to="mlflow")
-            mlflow.set_tag("precision", "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32")
-            mlflow.log_dict(trainer.args.to_dict(), "training_args.json")
-            mlflow.log_metric("best_validation_f1", trainer.state.best_metric)
-            checkpoint = Path(tmp, "checkpoint")
-            trainer.save_model(str(checkpoint))  # the best epoch, with its tokenizer
-            mlflow.log_artifacts(str(checkpoint), "checkpoint")
-        click.echo(f"best validation F1 {trainer.state.best_metric:.4f}")
+            result = launch.launch(train_process, (folder, model, tmp, recipe), processes)
+            if processes.distributed:  # that callback ended the run it joined: the step is not done yet
+                MlflowClient().update_run(run.info.run_id, status="RUNNING")
+            mlflow.set_tag("precision", result["precision"])
+            mlflow.log_dict(result["training_args"], "training_args.json")
+            mlflow.log_metric("best_validation_f1", result["best_f1"])
+            mlflow.log_artifacts(str(Path(tmp, "checkpoint")), "checkpoint")
+        click.echo(f"best validation F1 {result['best_f1']:.4f}")
         tracking.set_output(tracking.artifact_uri(run, "checkpoint"))
+
+
+def train_on_another_machine(tokenized, model, recipe, processes):
+    """Machine 1, 2...: train this machine's share of the processes; machine 0 logs the one run."""
+    if os.environ.get("MLFLOW_RUN_ID"):
+        raise click.ClickException(
+            f"machine_rank {processes.machine_rank} would log a second run of this step: start the other "
+            "machines with `python -m steps.train ...` (not `mlflow run`), only machine 0 with `mlflow run`")
+    try:
+        folder = tracking.download(tokenized, "the tokenized splits")
+        with tempfile.TemporaryDirectory() as tmp:
+            launch.launch(train_process, (folder, model, tmp, recipe), processes)
+    except PipelineError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"machine {processes.machine_rank} of {processes.num_machines} finished its part; "
+               "machine 0 logged the run")
 
 
 if __name__ == "__main__":

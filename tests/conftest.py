@@ -5,6 +5,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from click.testing import CliRunner
 
 from tests.fixtures import build_tiny_bert, messages, write_uci
 
@@ -62,6 +63,13 @@ def tiny_model(tmp_path_factory, sms_rows):
     return build_tiny_bert(tmp_path_factory.mktemp("model") / "tiny-bert", [text for _, text in sms_rows])
 
 
+def output_of(command, *args):
+    """The output URI a step's click command printed, run in-process."""
+    result = CliRunner().invoke(command, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return next(line[len("output: "):] for line in result.output.splitlines() if line.startswith("output: "))
+
+
 @pytest.fixture
 def tracking(tmp_path, monkeypatch):
     """A fresh sqlite store and artifact root in a temporary folder, for in-process runs."""
@@ -75,3 +83,12 @@ def tracking(tmp_path, monkeypatch):
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
     os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment exports it; later `mlflow run`s must not inherit it
+
+
+@pytest.fixture
+def tokenized(tracking, uci_file, tiny_model):
+    """The tokenize step's output URI for the fixture messages, in the `tracking` store."""
+    from steps import prepare, tokenize
+
+    data = output_of(prepare.main, "--dataset", uci_file)
+    return output_of(tokenize.main, "--data", data, "--model", tiny_model, "--max-length", 32)

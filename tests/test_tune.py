@@ -7,28 +7,14 @@ import sys
 from pathlib import Path
 
 import optuna
-import pytest
 from click.testing import CliRunner
 
-from steps import prepare, tokenize, tune
+from steps import tune
 from tests.conftest import PROJECT_DIR
 
 
 def runs_of(tracking, filter_string=""):
     return tracking.search_runs([tracking.get_experiment_by_name("tests").experiment_id], filter_string)
-
-
-def output_of(command, *args):
-    result = CliRunner().invoke(command, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return next(line[len("output: "):] for line in result.output.splitlines() if line.startswith("output: "))
-
-
-@pytest.fixture
-def tokenized(tracking, uci_file, tiny_model):
-    """The tokenize step's output URI for the fixture messages."""
-    data = output_of(prepare.main, "--dataset", uci_file)
-    return output_of(tokenize.main, "--data", data, "--model", tiny_model, "--max-length", 32)
 
 
 def test_search_logs_each_trial_as_a_nested_run_and_the_best(tracking, tokenized, tiny_model):
