@@ -44,7 +44,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Tra
                           set_seed)
 
 from steps import prepare, tokenize, train
-from steps.shared import data, gate
+from steps.shared import data, gate, hardware
 from steps.shared.metrics import classification_metrics, trainer_metrics
 from steps.shared.scoring import predict
 
@@ -136,7 +136,7 @@ def main(data_path, model, epochs, seeds, split_seed, skip_tutorial, overrides):
     where = torch.cuda.get_device_name() if DEVICE == "cuda" else \
         f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"machine: {where}; torch {torch.__version__}; precision auto -> "
-          f"{train.pick_precision('auto', on_cpu=DEVICE == 'cpu')}")
+          f"{hardware.pick_precision('auto', on_cpu=DEVICE == 'cpu')}")
     print(f"data: split seed {split_seed}: train {len(frames['train'])}, validation {len(frames['validation'])}, "
           f"test {len(test)}; epochs {epochs:g}; training seeds {seeds}; model {model}")
     print("ours: " + ", ".join(f"{key}={value}" for key, value in settings.items() if key not in ("epochs", "seed")))

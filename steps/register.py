@@ -1,10 +1,11 @@
 """register: log the best checkpoint as an MLflow transformers model and register a version.
 
 Inputs:  checkpoint (URI of train's output), registered_model_name, batch_size and device
-         (the served model's inference settings, stored in its model_config).
+         (the served model's inference settings, stored in its model_config), dtype (what the
+         weights are cast to when the model loads; auto: bf16 where this machine has it natively).
 Logs:    a text-classification pipeline with mlflow.transformers.log_model (signature with
-         params, input example, model_config, explicit pip requirements); a new version of
-         registered_model_name with alias `candidate` and lineage tags (train run, data
+         params, input example, model_config, torch_dtype, explicit pip requirements); tag
+         dtype; a new version of registered_model_name with alias `candidate` and lineage tags (train run, data
          digest, git commit). A failure after registering deletes the version again.
 Output:  models:/<registered_model_name>/<version>
 """
@@ -14,24 +15,24 @@ from pathlib import Path
 
 import click
 import mlflow
-import torch
 from mlflow.tracking import MlflowClient
 from transformers import pipeline
 
-from steps.shared import tracking
+from steps.shared import hardware, tracking
 from steps.shared.errors import PipelineError
 
 CANDIDATE_ALIAS = "candidate"
+BATCH_SIZE = 64  # the served model's, by default
 INPUT_EXAMPLE = ["Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086"]
 # Explicit: inference would otherwise pin torchvision, which has no CPU wheel here and is unused.
 PIP_REQUIREMENTS = [f"{name}=={version(name).split('+')[0]}"
                     for name in ("mlflow", "torch", "transformers", "accelerate")]
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+def serving_dtype(dtype: str, device: str) -> str:
+    """"auto": what the hardware register runs on computes natively (bf16 on CPUs with AMX or
+    AVX-512 bf16 and on Ampere or newer GPUs, fp16 on older GPUs, else fp32)."""
+    return hardware.pick_precision(dtype, on_cpu=hardware.resolve_device(device) == "cpu")
 
 
 def build_pipeline(checkpoint_dir: str, batch_size: int, device: str):
@@ -39,19 +40,21 @@ def build_pipeline(checkpoint_dir: str, batch_size: int, device: str):
         raise PipelineError(f"{checkpoint_dir} holds no model (config.json missing): "
                             "pass the output URI of train as checkpoint")
     return pipeline("text-classification", model=checkpoint_dir, tokenizer=checkpoint_dir,
-                    batch_size=batch_size, device=device)
+                    batch_size=batch_size, device=hardware.resolve_device(device))
 
 
-def log_classifier(classifier, batch_size: int, device: str):
-    """Log the pipeline as the tutorial does: example, model_config, and a signature inferred from
-    both (an example given with params puts them in the signature, overridable per request).
+def model_arguments(classifier, batch_size: int, device: str, dtype: str) -> dict:
+    """How the pipeline is logged, as the tutorial does: example, model_config, and a signature
+    inferred from both (an example given with params puts them in the signature, overridable per
+    request); and the dtype the weights are cast to when loaded (they are stored as trained, so
+    `mlflow.transformers.load_model(uri, torch_dtype=torch.float32)` gets them back exactly).
 
     `device` is stored as the user set it ("auto" by default): at load time MLflow places the
     model itself (a visible GPU, or MLFLOW_DEFAULT_PREDICTION_DEVICE)."""
     model_config = {"batch_size": batch_size, "device": device}
-    return mlflow.transformers.log_model(
-        transformers_model=classifier, name="model", task="text-classification",
-        input_example=(INPUT_EXAMPLE, model_config), model_config=model_config, pip_requirements=PIP_REQUIREMENTS)
+    return {"transformers_model": classifier, "task": "text-classification", "torch_dtype": hardware.DTYPES[dtype],
+            "input_example": (INPUT_EXAMPLE, model_config), "model_config": model_config,
+            "pip_requirements": PIP_REQUIREMENTS}
 
 
 def lineage(checkpoint_uri: str, register_run) -> dict[str, str]:
@@ -79,15 +82,20 @@ def register(model_uri: str, name: str, tags: dict[str, str]):
 @click.command(help=__doc__)
 @click.option("--checkpoint", required=True, help="URI of train's output folder.")
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=BATCH_SIZE, show_default=True,
               help="Inference batch size of the served model.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N, mps, or auto.")
-def main(checkpoint, registered_model_name, batch_size, device):
+@click.option("--dtype", type=click.Choice(hardware.PRECISIONS), default="auto", show_default=True,
+              help="The served weights' type; auto: bf16 where this machine computes it natively, fp16 on older "
+                   "GPUs, else fp32.")
+def main(checkpoint, registered_model_name, batch_size, device, dtype):
     with tracking.step_run() as run:
         tracking.carry_data_digest(checkpoint)
-        classifier = build_pipeline(tracking.download(checkpoint, "the checkpoint"), batch_size,
-                                    resolve_device(device))
-        model_info = log_classifier(classifier, batch_size, device)
+        dtype = serving_dtype(dtype, device)
+        mlflow.set_tag("dtype", dtype)
+        classifier = build_pipeline(tracking.download(checkpoint, "the checkpoint"), batch_size, device)
+        model_info = mlflow.transformers.log_model(name="model",
+                                                   **model_arguments(classifier, batch_size, device, dtype))
         version = register(model_info.model_uri, registered_model_name,
                            lineage(checkpoint, mlflow.get_run(run.info.run_id)))
         click.echo(f"registered {registered_model_name} version {version.version} (alias {CANDIDATE_ALIAS})")

@@ -25,13 +25,12 @@ from pathlib import Path
 
 import click
 import mlflow
-import torch
 from mlflow.tracking import MlflowClient
 from datasets import load_from_disk
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, PrinterCallback,
                           Trainer, TrainerCallback, TrainingArguments, set_seed)
 
-from steps.shared import hub, launch, tracking
+from steps.shared import hardware, hub, launch, tracking
 from steps.shared.errors import PipelineError
 from steps.shared.metrics import trainer_metrics
 
@@ -78,23 +77,6 @@ class ProgressLines(TrainerCallback):
                        f"about {datetime.timedelta(seconds=round(left))} left")
 
 
-def has_accelerator() -> bool:
-    return torch.cuda.is_available() or torch.backends.mps.is_available()
-
-
-def pick_precision(requested: str, on_cpu: bool) -> str:
-    """bf16 where the hardware computes it natively (CPUs with AMX or AVX-512 bf16, Ampere or
-    newer GPUs), fp16 on older GPUs, fp32 otherwise (Apple's MPS too); or what was requested."""
-    if requested != "auto":
-        return requested
-    if on_cpu:
-        return "bf16" if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") and \
-            torch.cpu._is_avx512_bf16_supported() else "fp32"
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
-
-
 def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], output_dir: str, *,
               epochs: float, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
               seed: int, precision: str, group_by_length: bool, eval_batch_size: int, device: str,
@@ -103,8 +85,8 @@ def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], 
 
     device "auto" takes a GPU (or Apple's MPS) when there is one, else the CPU; "cpu" forces the CPU.
     """
-    on_cpu = device == "cpu" or not has_accelerator()
-    precision = pick_precision(precision, on_cpu)
+    on_cpu = device == "cpu" or not hardware.has_accelerator()
+    precision = hardware.pick_precision(precision, on_cpu)
     set_seed(seed)  # the new classification head is drawn at loading, before the Trainer seeds anything
     model = hub.load_pretrained(
         lambda name: AutoModelForSequenceClassification.from_pretrained(
@@ -167,7 +149,7 @@ def run_options(command):
     """The options of how a fine-tune runs (seed, precision, batching, device), shared by train and tune."""
     options = [
         click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True),
-        click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=DEFAULTS["precision"],
+        click.option("--precision", type=click.Choice(hardware.PRECISIONS), default=DEFAULTS["precision"],
                      show_default=True, help="auto: bf16 where the hardware has it, fp16 on older GPUs, else fp32."),
         click.option("--group-by-length", type=bool, default=DEFAULTS["group_by_length"], show_default=True,
                      help="Batch messages of similar length together (less padding)."),

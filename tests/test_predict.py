@@ -25,7 +25,8 @@ def registered(tmp_path_factory, tiny_model):
         if (tiny_model / name).exists():
             (folder / "checkpoint" / name).write_bytes((tiny_model / name).read_bytes())
     with mlflow.start_run(experiment_id=experiment_id):
-        info = register.log_classifier(register.build_pipeline(str(folder / "checkpoint"), 16, "cpu"), 16, "cpu")
+        classifier = register.build_pipeline(str(folder / "checkpoint"), 16, "cpu")
+        info = mlflow.transformers.log_model(name="model", **register.model_arguments(classifier, 16, "cpu", "fp32"))
     mlflow.register_model(info.model_uri, "tiny-classifier")
     yield {"uri": uri, "folder": folder, "experiment_id": experiment_id}
     mlflow.set_tracking_uri(None)

@@ -12,7 +12,7 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
 from steps import main, prepare, register, reproduce, tokenize, train, validate
-from steps.shared import baseline, data, gate, hub, scoring
+from steps.shared import baseline, data, gate, hardware, hub, scoring
 from steps.shared import tracking as tracking_module
 from steps.shared.errors import PipelineError
 from steps.shared.metrics import classification_metrics
@@ -242,7 +242,16 @@ def test_register_of_something_that_is_no_checkpoint_registers_nothing(tracking,
 def test_pipeline_builds_on_the_requested_device(tiny_model):
     classifier = register.build_pipeline(str(tiny_model), batch_size=4, device="cpu")
     assert classifier.device.type == "cpu" and classifier._batch_size == 4
-    assert register.resolve_device("auto") in ("cpu", "cuda") and register.resolve_device("cuda:1") == "cuda:1"
+    assert hardware.resolve_device("auto") in ("cpu", "cuda") and hardware.resolve_device("cuda:1") == "cuda:1"
+
+
+def test_served_dtype_is_what_the_hardware_computes_natively_unless_asked(monkeypatch):
+    assert register.serving_dtype("fp32", "auto") == "fp32" and register.serving_dtype("bf16", "cpu") == "bf16"
+    monkeypatch.setattr(hardware.torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert register.serving_dtype("auto", "cpu") == "fp32"  # no native bf16: bf16 would be emulated, slowly
+    monkeypatch.setattr(hardware.torch.backends.cpu, "get_cpu_capability", lambda: "AMX")
+    monkeypatch.setattr(hardware.torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert register.serving_dtype("auto", "cpu") == "bf16"
 
 
 def test_predict_maps_labels_and_spam_probability():
