@@ -27,8 +27,8 @@ from steps.shared.errors import PipelineError
 
 # train's settings that decide the model, and what tune searches (its best_params.json holds these keys)
 RECIPE = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay")
-# how train spreads over processes and machines
-PROCESSES = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port")
+# how train spreads over processes and machines, and whether it resumes a killed run
+TRAIN_RUNTIME = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port", "resume")
 
 
 def reusable_run(entry_point: str, parameters: dict, experiment_id: str, commit: str):
@@ -103,7 +103,7 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
                     tune_storage=params["tune_storage"], **fast_path)
         recipe.update(json.loads(Path(tracking.download(best, "the search's best parameters")).read_text()))
     checkpoint = step("train", tokenized=tokenized, model=params["model"], **recipe, **fast_path,
-                      **{key: params[key] for key in PROCESSES})
+                      **{key: params[key] for key in TRAIN_RUNTIME})
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
                      batch_size=params["inference_batch_size"], device=params["device"], dtype=params["serving_dtype"])
     step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", train_data=f"{data}/train.parquet",
@@ -177,12 +177,15 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @click.option("--machine-rank", default="0", show_default=True)
 @click.option("--main-process-ip", default="127.0.0.1", show_default=True)
 @click.option("--main-process-port", default="29500", show_default=True)
+@click.option("--resume", default="true", show_default=True, help="train goes on from a killed run's last epoch.")
 def main(**params):
     # Values pass through as strings (tune_trials aside, which main itself reads): each step's own
     # options parse and check them.
     with tracking.step_run() as parent:
         if tracking.is_generated_name(parent.info.run_name):  # keep a name given with --run-name
             mlflow.set_tag("mlflow.runName", run_name(params))
+        for run_id in tracking.mark_dead_runs_killed(parent.info.experiment_id):
+            click.echo(f"run {run_id} was left RUNNING by a process that is gone: marked KILLED")
         runs = run_pipeline(params, parent.info.experiment_id)
         validate = runs["validate"]
         mlflow.log_metrics({key: value for key, value in validate.data.metrics.items()

@@ -30,7 +30,7 @@ from datasets import load_from_disk
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, PrinterCallback,
                           Trainer, TrainerCallback, TrainingArguments, set_seed)
 
-from steps.shared import hardware, hub, launch, tracking
+from steps.shared import hardware, hub, launch, resumable, tracking
 from steps.shared.errors import PipelineError
 from steps.shared.metrics import trainer_metrics
 
@@ -80,8 +80,9 @@ class ProgressLines(TrainerCallback):
 def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], output_dir: str, *,
               epochs: float, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
               seed: int, precision: str, group_by_length: bool, eval_batch_size: int, device: str,
-              report_to: str = "none", callbacks=()) -> Trainer:
+              report_to: str = "none", callbacks=(), resume_from: str | None = None) -> Trainer:
     """Train, evaluating and checkpointing each epoch; the best epoch by validation F1 is loaded at the end.
+    resume_from: a Trainer checkpoint folder to go on from (weights, optimizer, scheduler, RNG, state).
 
     device "auto" takes a GPU (or Apple's MPS) when there is one, else the CPU; "cpu" forces the CPU.
     """
@@ -134,7 +135,7 @@ def fine_tune(tokenized, tokenizer, model_name: str, label_map: dict[str, int], 
     trainer.remove_callback(PrinterCallback)
     for callback in (ProgressLines(), *callbacks):
         trainer.add_callback(callback)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from)
     return trainer
 
 
@@ -163,14 +164,15 @@ def run_options(command):
     return command
 
 
-def train_process(folder: str, model_name: str, output_dir: str, recipe: dict) -> dict | None:
-    """One training process: fine-tune, and save the best epoch to output_dir/checkpoint.
+def train_process(folder: str, model_name: str, output_dir: str, recipe: dict, resume_from: str | None) -> dict | None:
+    """One training process: fine-tune (from a resumable checkpoint, when given one), logging each
+    epoch's resumable checkpoint, and save the best epoch to output_dir/checkpoint.
 
     With several processes each runs this; only the first logs to MLflow (the Trainer's callback
     joins the step's run through MLFLOW_RUN_ID) and saves, and only it returns what the step logs."""
     datasets, tokenizer, label_map = read_tokenized(Path(folder))
     trainer = fine_tune(datasets, tokenizer, model_name, label_map, str(Path(output_dir, "trainer")), **recipe,
-                        report_to="mlflow")
+                        report_to="mlflow", callbacks=(resumable.LogEachEpoch(),), resume_from=resume_from)
     trainer.save_model(str(Path(output_dir, "checkpoint")))  # the best epoch, with its tokenizer
     if not trainer.is_world_process_zero():
         return None
@@ -206,9 +208,12 @@ def process_options(command):
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=DEFAULTS["weight_decay"], show_default=True)
 @click.option("--warmup-ratio", type=click.FloatRange(min=0, max=1, max_open=True), default=DEFAULTS["warmup_ratio"],
               show_default=True)
+@click.option("--resume", type=bool, default=True, show_default=True,
+              help="Go on from the latest epoch of an unfinished run with these params and commit (one machine); "
+                   "false: start over.")
 @run_options
 @process_options
-def main(tokenized, model, num_processes, num_machines, machine_rank, main_process_ip, main_process_port,
+def main(tokenized, model, resume, num_processes, num_machines, machine_rank, main_process_ip, main_process_port,
          **recipe):
     processes = launch.Processes(num_processes, num_machines, machine_rank, main_process_ip, main_process_port)
     if not processes.is_main_machine:
@@ -218,18 +223,31 @@ def main(tokenized, model, num_processes, num_machines, machine_rank, main_proce
         tracking.carry_data_digest(tokenized)
         mlflow.log_param("effective_batch_size", recipe["batch_size"] * num_processes)
         folder = tracking.download(tokenized, "the tokenized splits")
+        resume_from = resume_point(run) if resume and num_machines == 1 else None
         if processes.distributed:  # the first process joins this run through the Trainer's MLflow callback
             os.environ.update(MLFLOW_RUN_ID=run.info.run_id, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri())
         with tempfile.TemporaryDirectory() as tmp:
-            result = launch.launch(train_process, (folder, model, tmp, recipe), processes)
+            result = launch.launch(train_process, (folder, model, tmp, recipe, resume_from), processes)
             if processes.distributed:  # that callback ended the run it joined: the step is not done yet
                 MlflowClient().update_run(run.info.run_id, status="RUNNING")
             mlflow.set_tag("precision", result["precision"])
             mlflow.log_dict(result["training_args"], "training_args.json")
             mlflow.log_metric("best_validation_f1", result["best_f1"])
             mlflow.log_artifacts(str(Path(tmp, "checkpoint")), "checkpoint")
+        resumable.drop(run.info.run_id)
         click.echo(f"best validation F1 {result['best_f1']:.4f}")
         tracking.set_output(tracking.artifact_uri(run, "checkpoint"))
+
+
+def resume_point(run) -> str | None:
+    """The local copy of the checkpoint this run goes on from, recorded on the run; None to start afresh."""
+    previous = resumable.find_run(mlflow.get_run(run.info.run_id))
+    if previous is None:
+        return None
+    epoch = previous.data.tags[resumable.EPOCH_TAG]
+    mlflow.set_tags({"resumed_from_run_id": previous.info.run_id, "resumed_from_epoch": epoch})
+    click.echo(f"resuming run {previous.info.run_id} ({previous.info.status}) after its epoch {epoch}")
+    return tracking.download(resumable.checkpoint_uri(previous), "the resumable checkpoint")
 
 
 def train_on_another_machine(tokenized, model, recipe, processes):
@@ -241,7 +259,7 @@ def train_on_another_machine(tokenized, model, recipe, processes):
     try:
         folder = tracking.download(tokenized, "the tokenized splits")
         with tempfile.TemporaryDirectory() as tmp:
-            launch.launch(train_process, (folder, model, tmp, recipe), processes)
+            launch.launch(train_process, (folder, model, tmp, recipe, None), processes)
     except PipelineError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"machine {processes.machine_rank} of {processes.num_machines} finished its part; "

@@ -93,6 +93,8 @@ def test_train_logged_curves_and_a_loadable_checkpoint(pipeline, client):
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(train.data.metrics)
     files = {a.path.split("/")[-1] for a in client.list_artifacts(train.info.run_id, "checkpoint")}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
+    assert train.data.tags["resumable_epoch"] == "5"  # each epoch's resumable checkpoint was logged...
+    assert "resumable" not in [a.path for a in client.list_artifacts(train.info.run_id)]  # ...and dropped at the end
 
 
 def test_train_prints_where_it_is_and_the_time_left(pipeline):

@@ -4,12 +4,14 @@ reproducibility records."""
 import contextlib
 import importlib.metadata
 import platform
+import socket
 import sys
 import urllib.request
 from pathlib import Path
 
 import click
 import mlflow
+import psutil
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
@@ -22,6 +24,7 @@ ERROR_TAG = "error"        # the one-line reason a step failed
 DATA_DIGEST_TAG = "data_digest"
 DIRTY_TAG = "git_dirty"    # "true" when the code that ran differs from its commit
 PARENT_TAG = "mlflow.parentRunId"
+PROCESS_TAG = "process"    # host:pid:start time of the step's process, to tell a dead RUNNING run from a live one
 
 
 def git_state(folder: Path = PROJECT_DIR) -> tuple[str | None, bool | None]:
@@ -62,6 +65,35 @@ def is_generated_name(name: str) -> bool:
         and parts[1] in {word.lower() for word in _GENERATOR_NOUNS} and parts[2].isdigit()
 
 
+def this_process() -> str:
+    process = psutil.Process()
+    return f"{socket.gethostname()}:{process.pid}:{process.create_time():.2f}"
+
+
+def is_dead(run) -> bool:
+    """True for a run whose process ran on this host and is gone (killed, or its machine restarted).
+    A run of another host, or one without the tag, is not judged: it may be alive."""
+    host, _, rest = run.data.tags.get(PROCESS_TAG, "").partition(":")
+    if host != socket.gethostname() or not rest:
+        return False
+    pid, started = rest.split(":")
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.2f}" != started  # the pid now names another process
+    except psutil.NoSuchProcess:
+        return True
+
+
+def mark_dead_runs_killed(experiment_id: str) -> list[str]:
+    """Set runs left RUNNING by a process that is gone to KILLED, so that the UI shows no zombies
+    and no step resumes or reuses them as if alive; their ids."""
+    client = MlflowClient()
+    dead = [run.info.run_id for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'",
+                                                          max_results=1000) if is_dead(run)]
+    for run_id in dead:
+        client.set_terminated(run_id, "KILLED")
+    return dead
+
+
 def record_reproducibility(run) -> None:
     """Every resolved option (defaults too), the git state and the exact library versions."""
     context = click.get_current_context(silent=True)
@@ -86,6 +118,7 @@ def step_run(log_system_metrics: bool | None = None):
     """
     check_tracking_server()
     with mlflow.start_run(log_system_metrics=log_system_metrics) as run:
+        mlflow.set_tag(PROCESS_TAG, this_process())
         record_reproducibility(run)
         try:
             yield run
