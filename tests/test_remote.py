@@ -180,10 +180,16 @@ def test_older_commit_by_version_runs_everything_again(first, server, repo, clie
     assert parent.data.tags["mlflow.source.name"] == repo["url"]
 
 
-def test_reproduce_gives_the_same_metrics(first, server, repo, client, workdir):
+def test_reproduce_gives_the_same_metrics_and_leaves_the_registry_as_it_was(first, server, repo, client, workdir):
+    def registry():
+        return ({model.name: dict(model.aliases) for model in client.search_registered_models()},
+                sorted((v.name, v.version) for v in client.search_model_versions()))
+
+    before = registry()
     result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "-e", "reproduce",
                         "-P", f"run_id={first.info.run_id}")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert registry() == before  # no alias moved, no version left behind
     experiment = client.get_experiment_by_name(EXPERIMENT)
     [reproduce] = client.search_runs([experiment.experiment_id], "tags.`mlflow.project.entryPoint` = 'reproduce'")
     new = client.get_run(reproduce.data.tags["reproduction_run_id"])
@@ -239,3 +245,4 @@ def test_commit_that_does_not_exist(first, server, repo, client, workdir, uci_fi
     result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "--version", missing,
                         *tiny_params(uci_file, tiny_model, tiny_checks))
     assert result.returncode != 0 and missing in result.stderr
+

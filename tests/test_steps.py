@@ -353,6 +353,17 @@ def test_reuse_never_takes_a_step_of_another_main_that_is_still_logging(tracking
     assert main.reusable_run("prepare", parameters, experiment, "c0ffee").info.run_id == done
 
 
+def test_reproduction_registers_under_a_model_of_its_own_that_is_deleted(tracking):
+    name = reproduce.reproduction_model_name({"registered_model_name": "spam-classifier"}, "abc")
+    assert name == "spam-classifier-reproduction-abc"
+    with reproduce.registered_model_deleted(tracking, name):
+        tracking.create_registered_model(name)
+        tracking.create_model_version(name, source="file:///nowhere")
+    assert tracking.search_registered_models() == []
+    with reproduce.registered_model_deleted(tracking, name):
+        pass  # a reproduction that failed before register: nothing to delete, no error
+
+
 def test_reproduce_makes_paths_of_a_local_source_absolute(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "sms.tsv").write_text("ham\thi\n")
