@@ -5,7 +5,9 @@ MLflow has no compare-and-set on aliases. So a passed version records its test s
 `test_f1`) before it is marked passed, and promotion then sets `@champion` to the best passed
 version (highest recorded F1; a tie goes to the newer version), re-reads, and repeats until
 alias and best agree. A validation that wrote a stale alias sees that on its re-read and
-corrects it; the last one to write always re-reads after every other verdict was recorded.
+corrects it. Each check reads the best before the alias: every verdict and every alias write
+is followed by its own validation's check, so the check that comes last sees all verdicts,
+and no alias is written after it.
 """
 
 from mlflow.exceptions import MlflowException
@@ -50,7 +52,7 @@ def promote(client, name: str, version: str, test_f1: float) -> str:
     client.set_model_version_tag(name, version, SCORE_TAG, repr(test_f1))  # first: a passed version has a score
     client.set_model_version_tag(name, version, STATUS_TAG, "passed")
     for _ in range(ATTEMPTS):
-        best = best_passed(client, name)  # read before the alias: see the proof in the module docstring
+        best = best_passed(client, name)  # before the alias is read (why: the module docstring)
         if champion_version(client, name) == best:
             return best
         client.set_registered_model_alias(name, CHAMPION_ALIAS, best)
