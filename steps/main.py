@@ -21,7 +21,8 @@ import mlflow
 from mlflow.projects import _project_spec
 from mlflow.tracking import MlflowClient
 
-from steps.shared import baseline, hub, tracking
+from steps.shared import baseline, hub, promotion, tracking
+from steps.shared.evaluation import PROJECT_NAMES
 from steps.shared.errors import PipelineError
 
 
@@ -133,12 +134,13 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
               + ("  (reused)" if run.data.tags.get(tracking.PARENT_TAG) != parent_run_id else "")
               for step, run in runs.items()]
     scores = runs["validate"].data.metrics
-    lines.append("  test: " + ", ".join(f"{key[5:]} {value:.4f}" for key, value in sorted(scores.items())
-                                        if key.startswith("test_")))
+    lines.append("  test: " + ", ".join(f"{key} {scores[f'test_{key}']:.4f}" for key in PROJECT_NAMES
+                                        if f"test_{key}" in scores))
     if "baseline_f1" in scores:
         lines.append(f"  baseline ({baseline.NAME}): accuracy {scores['baseline_accuracy']:.4f}, "
                      f"f1 {scores['baseline_f1']:.4f}")
-    lines.append(f"  {runs['register'].data.tags[tracking.OUTPUT_TAG]} is @candidate and @champion")
+    champion = promotion.champion_version(MlflowClient(), name)  # may be another passed version with a higher F1
+    lines.append(f"  {runs['register'].data.tags[tracking.OUTPUT_TAG]} is @candidate; @champion is version {champion}")
     lines.append(f"Serve it:  mlflow models serve -m models:/{name}@champion --env-manager local -p 5001")
     return "\n".join(lines)
 

@@ -4,12 +4,16 @@ Inputs:  run_id (a run of `main`), tolerance (largest difference allowed per met
 Does:    reads the run's source, commit and parameters; clones the source into a temporary
          folder and checks the commit out there (the user's working tree is never touched);
          runs `main` from that clone with the same parameters and step reuse off, as a child
-         of this run; prints each test metric old and new with the difference.
+         of this run; prints each test metric old and new with the difference. The registry is
+         left as it was: the reproduction registers under a registered model of its own,
+         `<registered_model_name>-reproduction-<this run id>`, deleted when the run ends, so
+         no alias of the original model moves, whatever the reproduced commit's code does.
 Logs:    tags reproduced_run_id, reproduction_run_id, source, commit; a metric
          `difference_<metric>` for each test metric.
 Fails:   when a metric differs by more than the tolerance, or a metric is missing.
 """
 
+import contextlib
 import shlex
 import tempfile
 from pathlib import Path
@@ -82,6 +86,25 @@ def compare(old: dict[str, float], new: dict[str, float], tolerance: float) -> t
     return lines, differing
 
 
+def reproduction_model_name(parameters: dict[str, str], run_id: str) -> str:
+    """A registered model of the reproduction's own: its validation compares with no champion
+    but its own, and moves no alias of the original model."""
+    return f"{parameters['registered_model_name']}-reproduction-{run_id}"
+
+
+@contextlib.contextmanager
+def registered_model_deleted(client, name: str):
+    """Delete the registered model `name` (with its versions) on the way out, if it was made."""
+    try:
+        yield
+    finally:
+        try:
+            client.delete_registered_model(name)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+
+
 @click.command(help=__doc__)
 @click.option("--run-id", required=True, help="The run id of a finished main run.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=1e-6, show_default=True)
@@ -100,10 +123,11 @@ def main(run_id, tolerance):
             click.echo(f"note: run {run_id} had uncommitted changes; reproducing commit {commit} without them")
         mlflow.set_tags({"reproduced_run_id": run_id, "reproduced_source": source, "reproduced_commit": commit})
         parameters = {**with_absolute_paths(recorded_parameters(original), source), "use_cache": "false"}
+        parameters["registered_model_name"] = throwaway = reproduction_model_name(parameters, run.info.run_id)
 
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, registered_model_deleted(client, throwaway):
             clone_at(source, commit, folder)
-            click.echo(f"== main from {source} at {commit[:12]}")
+            click.echo(f"== main from {source} at {commit[:12]} (registering as {throwaway}, deleted after)")
             submitted = mlflow.projects.run(folder, entry_point="main", parameters=parameters,
                                             experiment_id=run.info.experiment_id, env_manager="local",
                                             synchronous=False)

@@ -122,11 +122,14 @@ def test_parent_records_metrics_and_the_summary_says_how_to_serve(pipeline):
     assert parent.data.metrics["test_f1"] == validate.data.metrics["test_f1"] >= 0.7
     assert parent.data.metrics["baseline_f1"] == validate.data.metrics["baseline_f1"] >= 0.9
     assert 0.9 <= validate.data.metrics["baseline_accuracy"] <= 1
+    assert validate.data.metrics["test_f1_score"] == validate.data.metrics["test_f1"]  # MLflow's name and ours
     assert parent.data.tags["registered_model_uri"] == "models:/spam-classifier/1"
     out = pipeline["result"].stdout
+    assert "models:/spam-classifier/1 is @candidate; @champion is version 1" in out
     assert "Pipeline finished:" in out and "mlflow models serve -m models:/spam-classifier@champion" in out
     artifacts = {a.path for a in MlflowClient().list_artifacts(validate.info.run_id)}
-    assert {"confusion_matrix.png", "misclassified.json", "behaviour_checks.json"} <= artifacts
+    assert {"test_confusion_matrix.png", "baseline_confusion_matrix.png", "misclassified.json",
+            "behaviour_checks.json"} <= artifacts
 
 
 def test_validate_logs_check_pass_rates_per_capability_and_the_table(pipeline, client):

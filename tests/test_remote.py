@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
 import pytest
@@ -180,10 +181,16 @@ def test_older_commit_by_version_runs_everything_again(first, server, repo, clie
     assert parent.data.tags["mlflow.source.name"] == repo["url"]
 
 
-def test_reproduce_gives_the_same_metrics(first, server, repo, client, workdir):
+def test_reproduce_gives_the_same_metrics_and_leaves_the_registry_as_it_was(first, server, repo, client, workdir):
+    def registry():
+        return ({model.name: dict(model.aliases) for model in client.search_registered_models()},
+                sorted((v.name, v.version) for v in client.search_model_versions()))
+
+    before = registry()
     result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "-e", "reproduce",
                         "-P", f"run_id={first.info.run_id}")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert registry() == before  # no alias moved, no version left behind
     experiment = client.get_experiment_by_name(EXPERIMENT)
     [reproduce] = client.search_runs([experiment.experiment_id], "tags.`mlflow.project.entryPoint` = 'reproduce'")
     new = client.get_run(reproduce.data.tags["reproduction_run_id"])
@@ -239,3 +246,33 @@ def test_commit_that_does_not_exist(first, server, repo, client, workdir, uci_fi
     result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "--version", missing,
                         *tiny_params(uci_file, tiny_model, tiny_checks))
     assert result.returncode != 0 and missing in result.stderr
+
+
+def test_two_mains_at_once_each_register_and_champion_ends_on_the_better(server, repo, client, workdir, uci_file,
+                                                                         tiny_model, tiny_checks):
+    # Own experiment and model name: the tests above count this module's main runs and versions. The
+    # thresholds are off (a seed may leave the tiny model unlearned): promotion is what is tested here.
+    gate_off = {"min_accuracy": 0, "min_f1": 0, "min_check_pass_rate": 0}
+    client.create_experiment("race")  # `mlflow run` creates a missing one with get-then-create: one of two would fail
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda seed: mlflow_run(
+            server, workdir, repo["url"], "race", "--run-name", f"race {seed}", *tiny_params(
+                uci_file, tiny_model, tiny_checks, seed=seed, registered_model_name="race", **gate_off)), (22, 24)))
+    experiment = client.get_experiment_by_name("race")
+    parents = client.search_runs([experiment.experiment_id], "tags.`mlflow.project.entryPoint` = 'main'")
+    assert len(parents) == 2, [result.stderr[-2000:] for result in results]
+    verdicts = {}
+    for parent, result in zip(sorted(parents, key=lambda run: run.info.run_name), results):  # seed order
+        steps = children(client, parent)
+        assert sorted(steps) == sorted(STEPS)  # different seeds: nothing of the other main to reuse
+        assert steps["validate"].data.params["test_data"] == steps["prepare"].data.tags["output_uri"] + "/test.parquet"
+        version = client.get_model_version("race", steps["register"].data.tags["output_uri"].split("/")[-1])
+        assert version.tags["train_run_id"] == steps["train"].info.run_id  # its own chain, not the other's
+        assert steps["validate"].data.params["model_uri"] == f"models:/race/{version.version}"
+        # The later validation may be refused for scoring below the champion on its split; nothing else fails.
+        assert result.returncode == 0 or "< champion (version" in error_line(result), result.stderr[-3000:]
+        verdicts[version.version] = version.tags
+    passed = {(float(tags["test_f1"]), int(number)) for number, tags in verdicts.items()
+              if tags["validation_status"] == "passed"}
+    assert passed, verdicts
+    assert int(client.get_model_version_by_alias("race", "champion").version) == max(passed)[1]

@@ -4,6 +4,7 @@ import json
 import random
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +12,8 @@ from click.testing import CliRunner
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
-from steps import main, prepare, register, reproduce, tokenize, train, validate
-from steps.shared import baseline, data, gate, hardware, hub, scoring
+from steps import main, prepare, register, reproduce, tokenize, train
+from steps.shared import baseline, data, evaluation, gate, hardware, hub, promotion, scoring
 from steps.shared import tracking as tracking_module
 from steps.shared.errors import PipelineError
 from steps.shared.metrics import classification_metrics
@@ -102,7 +103,7 @@ def test_gate_wants_the_baseline_plus_the_margin():
 def test_baseline_learns_the_fixture_messages(sms_rows):
     frame = data.normalise(pd.DataFrame(sms_rows, columns=["label", "text"]))
     train_part, test_part = frame.iloc[:150], frame.iloc[150:]
-    scores = baseline.baseline_scores(train_part, test_part)
+    scores = classification_metrics(test_part["label"], *baseline.baseline_predictions(train_part, test_part))
     assert scores["f1"] >= 0.9 and scores["roc_auc"] >= 0.95
     assert baseline.fit_baseline(train_part["text"], train_part["label"]).predict(
         ["WINNER! Claim your FREE car, txt WIN to 80808", "See you at the pub after work"]).tolist() == [1, 0]
@@ -268,8 +269,108 @@ def test_current_champion_is_none_when_validating_the_champion_itself():
         def get_model_version_by_alias(self, name, alias):
             return type("Version", (), {"version": 3})  # MLflow 3 gives versions as int
 
-    assert validate.current_champion(Client(), "spam-classifier", "3") is None
-    assert validate.current_champion(Client(), "spam-classifier", "4") == "3"
+    assert promotion.current_champion(Client(), "spam-classifier", "3") is None
+    assert promotion.current_champion(Client(), "spam-classifier", "4") == "3"
+
+
+def test_validate_evaluates_through_mlflow_with_spam_as_positive_in_the_active_run(tracking):
+    with mlflow.start_run() as run:
+        scores = evaluation.evaluate(["a", "b", "c", "d"], [0, 0, 1, 1], np.array([0, 1, 1, 0]),
+                                     [0.1, 0.6, 0.9, 0.4], "test_")
+    assert scores == {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.75}
+    with mlflow.start_run() as other:
+        ham_heavy = evaluation.evaluate(["a", "b", "c", "d"], [0, 0, 0, 1], [0, 0, 1, 1], [0.1, 0.2, 0.6, 0.9],
+                                        "baseline_")
+    assert ham_heavy["f1"] == pytest.approx(2 / 3) and ham_heavy["precision"] == 0.5  # spam's, not ham's 0.8
+    logged = tracking.get_run(run.info.run_id).data.metrics
+    assert {f"test_{name}" for name in scores} | {"test_f1_score", "test_true_positives"} <= set(logged)
+    assert logged["test_f1"] == logged["test_f1_score"] == 0.5
+    assert [a.path for a in tracking.list_artifacts(run.info.run_id)] == ["test_confusion_matrix.png"]
+    assert len(tracking.search_runs([run.info.experiment_id])) == 2  # evaluate made no runs of its own
+    assert other.info.run_id != run.info.run_id
+
+
+def versions(client, count):
+    client.create_registered_model("m")
+    return [client.create_model_version("m", source=f"file:///nowhere/{i}").version for i in range(count)]
+
+
+class WriteHook:
+    """A client that runs `before` just before its first alias write: another validation
+    promoting in the gap between this one's read and its write."""
+
+    def __init__(self, client, before):
+        self.client, self.before = client, before
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def set_registered_model_alias(self, *args):
+        before, self.before = self.before, None
+        if before:
+            before()
+        return self.client.set_registered_model_alias(*args)
+
+
+@pytest.mark.parametrize("better_promotes_in_the_gap", [True, False])
+def test_promotion_ends_on_the_better_version_whichever_writes_last(tracking, better_promotes_in_the_gap):
+    better, worse = versions(tracking, 2)
+    first, second = (worse, 0.93), (better, 0.95)
+    if not better_promotes_in_the_gap:
+        first, second = second, first
+    winner = promotion.promote(WriteHook(tracking, lambda: promotion.promote(tracking, "m", *second)), "m", *first)
+    assert winner == str(better)
+    assert str(tracking.get_model_version_by_alias("m", "champion").version) == str(better)
+    assert tracking.get_model_version("m", worse).tags == {"test_f1": "0.93", "validation_status": "passed"}
+
+
+def test_promotion_ties_go_to_the_newer_version_and_rejected_versions_never_count(tracking):
+    older, newer, rejected = versions(tracking, 3)
+    assert promotion.promote(tracking, "m", older, 0.9) == str(older)
+    assert promotion.promote(tracking, "m", newer, 0.9) == str(newer)
+    promotion.reject(tracking, "m", rejected, "test spam F1 0.9900 < min_f1 1")
+    tracking.set_model_version_tag("m", rejected, "test_f1", "0.99")  # a score without a pass counts for nothing
+    assert promotion.best_passed(tracking, "m") == str(newer)
+    assert promotion.champion_version(tracking, "m") == str(newer)
+
+
+def test_promotion_gives_up_in_one_line_when_the_alias_never_settles(tracking, monkeypatch):
+    [version] = versions(tracking, 1)
+    monkeypatch.setattr(promotion, "champion_version", lambda client, name: "another")
+    with pytest.raises(PipelineError, match="kept moving under 10 tries"):
+        promotion.promote(tracking, "m", version, 0.9)
+
+
+def test_reuse_never_takes_a_step_of_another_main_that_is_still_logging(tracking):
+    parameters = {"dataset": "sms.tsv", "text_column": "text", "label_column": "label", "test_size": 0.2,
+                  "validation_size": 0.1, "seed": 22}
+    experiment = tracking.get_experiment_by_name("tests").experiment_id
+
+    def prepare_run(status, **tags):
+        run = tracking.create_run(experiment, tags={"mlflow.project.entryPoint": "prepare", "git_dirty": "false",
+                                                    "mlflow.source.git.commit": "c0ffee", **tags})
+        for key, value in parameters.items():
+            tracking.log_param(run.info.run_id, key, value)
+        if status != "RUNNING":
+            tracking.set_terminated(run.info.run_id, status)
+        return run.info.run_id
+
+    prepare_run("RUNNING", output_uri="runs:/x/data")  # tagged, but may still log
+    prepare_run("FINISHED")                           # ended without its output: failed before set_output
+    assert main.reusable_run("prepare", parameters, experiment, "c0ffee") is None
+    done = prepare_run("FINISHED", output_uri="runs:/y/data")
+    assert main.reusable_run("prepare", parameters, experiment, "c0ffee").info.run_id == done
+
+
+def test_reproduction_registers_under_a_model_of_its_own_that_is_deleted(tracking):
+    name = reproduce.reproduction_model_name({"registered_model_name": "spam-classifier"}, "abc")
+    assert name == "spam-classifier-reproduction-abc"
+    with reproduce.registered_model_deleted(tracking, name):
+        tracking.create_registered_model(name)
+        tracking.create_model_version(name, source="file:///nowhere")
+    assert tracking.search_registered_models() == []
+    with reproduce.registered_model_deleted(tracking, name):
+        pass  # a reproduction that failed before register: nothing to delete, no error
 
 
 def test_reproduce_makes_paths_of_a_local_source_absolute(tmp_path):
