@@ -106,7 +106,8 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
     checkpoint = step("train", tokenized=tokenized, model=params["model"], **recipe, **fast_path,
                       **{key: params[key] for key in TRAIN_RUNTIME})
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
-                     batch_size=params["inference_batch_size"], device=params["device"], dtype=params["serving_dtype"])
+                     batch_size=params["serving_batch_size"], device=params["device"],
+                     dtype=params["serving_dtype"])
     step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", train_data=f"{data}/train.parquet",
          min_accuracy=params["min_accuracy"], min_f1=params["min_f1"], checks=params["checks"],
          min_check_pass_rate=params["min_check_pass_rate"],
@@ -162,6 +163,7 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @click.option("--precision", default="auto", show_default=True)
 @click.option("--group-by-length", default="true", show_default=True)
 @click.option("--inference-batch-size", default="64", show_default=True)
+@click.option("--serving-batch-size", default="16", show_default=True, help="The served model's batch size.")
 @click.option("--serving-dtype", default="auto", show_default=True, help="register's dtype for the served weights.")
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
 @click.option("--device", default="auto", show_default=True)
