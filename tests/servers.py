@@ -165,8 +165,7 @@ def team_server(folder: Path, postgres, s3_env: dict, artifacts: str):
     ("direct"). Yields the URI, the admin's password and the backend store's URI."""
     auth_config = folder / "basic_auth.ini"
     auth_config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres(f'auth_{artifacts}')}\n"
-                           f"admin_username = {ADMIN}\n"
-                           "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                           f"admin_username = {ADMIN}\nauth_cache_ttl_seconds = 60\n")
     password = f"test-password-{os.urandom(12).hex()}"
     store = f"s3://{BUCKET}/{artifacts}"
     artifact_options = ["--artifacts-destination", store] if artifacts == "proxied" else \
