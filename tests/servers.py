@@ -4,6 +4,7 @@ daemon serving this project. The commands are the README's (Team server)."""
 
 import contextlib
 import glob
+import importlib
 import os
 import shutil
 import socket
@@ -21,6 +22,14 @@ from tests.conftest import PROJECT_DIR
 GIT = ["git", "-c", "user.name=Tests", "-c", "user.email=tests@example.com"]
 BUCKET = "mlflow-artifacts"
 ADMIN = "admin"
+
+
+def need(module: str):
+    """A test-only package's module, or a failure that says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        pytest.fail(f"{module} is missing: pip install -r requirements-test.txt", pytrace=False)
 
 
 def free_port() -> int:
@@ -102,8 +111,7 @@ def as_database_owner(command) -> list[str]:
 def postgres():
     """A PostgreSQL cluster of its own (initdb, pg_ctl) on a free loopback port; yields a function
     that creates a database and returns its URI."""
-    import psycopg
-
+    psycopg = need("psycopg")
     binaries = postgres_bin()
     folder = Path(tempfile.mkdtemp(prefix="postgres-"))  # not under pytest's root-only temp folder
     if os.geteuid() == 0:
@@ -133,8 +141,8 @@ def postgres():
 def s3(tmp_path_factory):
     """moto's S3 server on a free loopback port with one bucket; yields the environment a client of
     it needs (endpoint and keys: moto accepts any, distinctive ones let the tests search for them)."""
-    import boto3
-
+    boto3 = need("boto3")
+    need("moto.server")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": f"AKIATEST{os.urandom(6).hex().upper()}",
@@ -148,9 +156,7 @@ def s3(tmp_path_factory):
 
 
 def s3_objects(s3_env: dict, prefix: str) -> list[str]:
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=s3_env["MLFLOW_S3_ENDPOINT_URL"],
+    client = need("boto3").client("s3", endpoint_url=s3_env["MLFLOW_S3_ENDPOINT_URL"],
                           aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
                           aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
                           region_name=s3_env["AWS_DEFAULT_REGION"])
@@ -163,6 +169,7 @@ def team_server(folder: Path, postgres, s3_env: dict, artifacts: str):
     """The team setup: `mlflow server --app-name basic-auth` with runs in PostgreSQL and artifacts
     in S3, either proxied through the server ("proxied") or written there by the clients
     ("direct"). Yields the URI, the admin's password and the backend store's URI."""
+    need("flask_wtf")  # what mlflow[auth] adds
     auth_config = folder / "basic_auth.ini"
     auth_config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres(f'auth_{artifacts}')}\n"
                            f"admin_username = {ADMIN}\nauth_cache_ttl_seconds = 60\n")

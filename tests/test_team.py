@@ -11,14 +11,14 @@ from pathlib import Path
 
 import click
 import mlflow
-import psycopg
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
 from steps.shared import tracking
 from tests.conftest import PROJECT_DIR, run_with_tracking
-from tests.servers import ADMIN, BUCKET, background, free_port, postgres, repo, s3, s3_objects, team_server  # noqa: F401
+from tests.servers import postgres, repo, s3  # noqa: F401 (fixtures)
+from tests.servers import ADMIN, BUCKET, background, free_port, need, s3_objects, team_server
 from tests.test_pipeline import STEPS, tiny_params
 
 EXPERIMENT = "team"
@@ -92,9 +92,9 @@ def reproduced(first, team, repo):
 def test_pipeline_keeps_runs_in_postgres_and_artifacts_in_s3(team, first):
     steps = children(team, first)
     assert sorted(steps) == sorted(STEPS) and all(r.info.status == "FINISHED" for r in steps.values())
-    with psycopg.connect(team["backend_store"]) as connection:
-        stored = connection.execute("SELECT status FROM runs WHERE run_uuid = %s", (first.info.run_id,)).fetchall()
-    assert stored == [("FINISHED",)]
+    with need("psycopg").connect(team["backend_store"]) as connection:
+        statuses = connection.execute("SELECT status FROM runs WHERE run_uuid = %s", (first.info.run_id,)).fetchall()
+    assert statuses == [("FINISHED",)]
     expected_root = "mlflow-artifacts:/" if team["artifacts"] == "proxied" else f"s3://{BUCKET}/direct/"
     assert all(r.info.artifact_uri.startswith(expected_root) for r in [first, *steps.values()])
     train_id = steps["train"].info.run_id
@@ -102,7 +102,7 @@ def test_pipeline_keeps_runs_in_postgres_and_artifacts_in_s3(team, first):
     assert any(key.endswith(f"{train_id}/artifacts/checkpoint/model.safetensors") for key in stored), stored[:20]
 
 
-def test_direct_mode_ran_in_an_environment_built_from_conda_yaml(team, first):
+def test_direct_mode_ran_in_a_virtualenv_built_from_conda_yaml_proxied_mode_locally(team, first):
     isolated = team["artifacts"] == "direct"
     assert first.data.tags.get("mlflow.project.env") == ("virtualenv" if isolated else None)  # local: no tag
     train = children(team, first)["train"]
