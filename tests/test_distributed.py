@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification
 from steps.shared import launch
 from steps.shared.errors import PipelineError
 from tests.conftest import PROJECT_DIR, mlflow_run
-from tests.test_remote import free_port
+from tests.servers import free_port
 
 EPOCHS = 3
 # 2 processes of 4 messages make the same batches of 8 as one process of 8: the curves should agree.

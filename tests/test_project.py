@@ -40,4 +40,5 @@ def test_conda_pip_section_is_requirements_txt():
     requirements = [line.strip() for line in (PROJECT_DIR / "requirements.txt").read_text().splitlines()
                     if line.strip() and not line.startswith("#")]
     assert pip_section == requirements
-    assert "python=3.11" in conda["dependencies"] and "pip" in conda["dependencies"]
+    # A whole version: given only 3.11, MLflow's virtualenv manager asks pyenv to download the newest 3.11.
+    assert "python=3.11.7" in conda["dependencies"] and "pip" in conda["dependencies"]

@@ -1,12 +1,9 @@
 """Runs against a real tracking server and a real git server on loopback: git URLs, older
 commits, reuse of finished steps, `reproduce`, and the failure paths."""
 
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
@@ -14,82 +11,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import PROJECT_DIR, mlflow_run, run_with_tracking
+from tests.servers import free_port, repo, server  # noqa: F401 (fixtures)
 from tests.test_pipeline import STEPS, error_line, tiny_params
 
 EXPERIMENT = "remote"
-GIT = ["git", "-c", "user.name=Tests", "-c", "user.email=tests@example.com"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(ready, what, seconds=90):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            if ready():
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{what} did not start in {seconds} s")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`mlflow server` on a free loopback port, sqlite behind it, artifacts proxied into a temp folder."""
-    folder = tmp_path_factory.mktemp("server")
-    port = free_port()
-    log = open(folder / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-         "--artifacts-destination", str(folder / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-    uri = f"http://127.0.0.1:{port}"
-    wait_until(lambda: urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200, "mlflow server")
-    yield uri
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """The project (as it is in this checkout) committed twice and served by `git daemon`."""
-    base = tmp_path_factory.mktemp("git")
-    work = base / "work"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT_DIR,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (PROJECT_DIR / name).is_file():
-            (work / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_DIR / name, work / name)
-    subprocess.run(GIT + ["init", "-q", "-b", "main"], cwd=work, check=True)
-    commits = []
-    for message in ("first", "second"):
-        if commits:
-            (work / "README.md").write_text((work / "README.md").read_text() + "\nA later commit.\n")
-        subprocess.run(GIT + ["add", "-A"], cwd=work, check=True)
-        subprocess.run(GIT + ["commit", "-q", "-m", message], cwd=work, check=True)
-        commits.append(subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True,
-                                      check=True).stdout.strip())
-    served = base / "served"
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "spam-classifier.git")], check=True)
-    # `mlflow run --version <commit>` fetches a commit by id.
-    subprocess.run(["git", "config", "uploadpack.allowAnySHA1InWant", "true"], cwd=served / "spam-classifier.git",
-                   check=True)
-    port = free_port()
-    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
-                               f"--base-path={served}", str(served)], stderr=subprocess.DEVNULL)
-    url = f"git://127.0.0.1:{port}/spam-classifier.git"
-    wait_until(lambda: subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0, "git daemon")
-    yield {"url": url, "commits": commits}
-    daemon.terminate()
-    daemon.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

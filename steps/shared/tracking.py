@@ -14,7 +14,9 @@ import mlflow
 import psutil
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
+from mlflow.utils.rest_utils import http_request
 
 from steps.shared.errors import PipelineError
 
@@ -47,7 +49,7 @@ def library_versions() -> str:
 
 def check_tracking_server() -> None:
     """Fail at once, in one line, when an HTTP tracking server does not answer (MLflow itself
-    retries for minutes and then prints a traceback)."""
+    retries for minutes and then prints a traceback) or refuses the credentials."""
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return
@@ -56,6 +58,14 @@ def check_tracking_server() -> None:
     except OSError as err:
         raise click.ClickException(f"cannot reach the MLflow tracking server at {uri} ({getattr(err, 'reason', err)}): "
                                    "start it, or set MLFLOW_TRACKING_URI to a server that runs") from None
+    # /health answers anyone; a search asks the server whether it accepts these credentials, sent
+    # the way MLflow sends them (user and password, token, or ~/.mlflow/credentials).
+    response = http_request(get_default_host_creds(uri), "/api/2.0/mlflow/experiments/search", "GET",
+                            max_retries=0, timeout=10, raise_on_status=False, params={"max_results": 1})
+    if response.status_code in (401, 403):
+        raise click.ClickException(f"the MLflow tracking server at {uri} refused the credentials (HTTP "
+                                   f"{response.status_code}): set MLFLOW_TRACKING_USERNAME and "
+                                   "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account it knows")
 
 
 def is_generated_name(name: str) -> bool:

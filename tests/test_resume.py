@@ -1,0 +1,68 @@
+"""A training killed mid-way: the next `main` marks the dead run KILLED and its `train` goes on
+from the last epoch logged, ending where an uninterrupted training ends."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from tests.conftest import mlflow_run
+from tests.servers import repo  # noqa: F401 (a fixture)
+from tests.test_pipeline import client, params, store, tiny_params  # noqa: F401,F811 (fixtures)
+
+EXPERIMENT = "Spam Classifier Training"
+EPOCHS = 8  # long enough to be killed mid-way
+
+
+def runs(client, filter_string):
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([experiment.experiment_id], filter_string) if experiment else []
+
+
+def kill_train_when_an_epoch_is_logged(main, client):
+    """SIGKILL to the `train` step's process group (`main` starts each step as `mlflow run` in a
+    group of its own): nothing is left to mark its run finished or failed."""
+    deadline = time.time() + 300
+    while not runs(client, "tags.resumable_epoch LIKE '%'"):
+        assert time.time() < deadline and main.poll() is None, main.communicate()
+        time.sleep(0.1)
+    [train] = [p for p in psutil.Process(main.pid).children(recursive=True) if "steps.train" in p.cmdline()]
+    os.killpg(os.getpgid(train.pid), signal.SIGKILL)
+
+
+def test_main_resumes_a_killed_training_and_ends_like_an_uninterrupted_one(repo, store, client, uci_file, tiny_model,
+                                                                            tiny_checks):
+    # From a clean commit (the git server's), so that the second main reuses prepare and tokenize:
+    # a train resumes only a run of the same params, the tokenized data's URI among them.
+    args = tiny_params(uci_file, tiny_model, tiny_checks, epochs=EPOCHS, registered_model_name="resumed")
+    killed_main = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "run", repo["url"], "--env-manager", "local", "--experiment-name",
+         EXPERIMENT, *args], cwd=store["dir"], env={**os.environ, "MLFLOW_TRACKING_URI": store["uri"]},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    kill_train_when_an_epoch_is_logged(killed_main, client)
+    assert killed_main.wait(timeout=60) == 1  # the step failed, and so did the pipeline
+    [killed] = runs(client, "tags.resumable_epoch LIKE '%' AND attributes.status = 'RUNNING'")  # a zombie
+    epoch = int(killed.data.tags["resumable_epoch"])
+    assert epoch < EPOCHS
+
+    again = mlflow_run(store["uri"], store["dir"], repo["url"], EXPERIMENT, *args)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"run {killed.info.run_id} was left RUNNING by a process that is gone: marked KILLED" in again.stdout
+    assert client.get_run(killed.info.run_id).info.status == "KILLED"
+    [resumed] = runs(client, f"tags.resumed_from_run_id = '{killed.info.run_id}'")
+    assert resumed.info.status == "FINISHED" and resumed.data.tags["resumed_from_epoch"] == str(epoch)
+    assert len(client.get_metric_history(resumed.info.run_id, "eval_f1")) == EPOCHS - epoch  # only those left
+
+    # The same training, never interrupted (resume=false also keeps it from resuming anything).
+    tokenized = resumed.data.params["tokenized"]
+    uninterrupted = mlflow_run(store["uri"], store["dir"], repo["url"], EXPERIMENT, "-e", "train", *params(
+        tokenized=tokenized, model=tiny_model, epochs=EPOCHS, batch_size=8, learning_rate=3e-3, resume="false"))
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    [reference] = runs(client, "params.resume = 'false'")
+    for metric in ("eval_loss", "eval_f1", "eval_accuracy"):
+        assert client.get_metric_history(resumed.info.run_id, metric)[-1].value == pytest.approx(
+            client.get_metric_history(reference.info.run_id, metric)[-1].value, abs=1e-6), metric
