@@ -123,15 +123,16 @@ def main(run_id, tolerance):
             click.echo(f"note: run {run_id} had uncommitted changes; reproducing commit {commit} without them")
         mlflow.set_tags({"reproduced_run_id": run_id, "reproduced_source": source, "reproduced_commit": commit})
         parameters = {**with_absolute_paths(recorded_parameters(original), source), "use_cache": "false"}
-        parameters["registered_model_name"] = throwaway = reproduction_model_name(parameters, run.info.run_id)
 
-        with tempfile.TemporaryDirectory() as folder, registered_model_deleted(client, throwaway):
+        with tempfile.TemporaryDirectory() as folder:
             clone_at(source, commit, folder)
-            click.echo(f"== main from {source} at {commit[:12]} (registering as {throwaway}, deleted after)")
-            submitted = mlflow.projects.run(folder, entry_point="main", parameters=parameters,
-                                            experiment_id=run.info.experiment_id, env_manager="local",
-                                            synchronous=False)
-            succeeded = submitted.wait()
+            parameters["registered_model_name"] = throwaway = reproduction_model_name(parameters, run.info.run_id)
+            with registered_model_deleted(client, throwaway):
+                click.echo(f"== main from {source} at {commit[:12]} (registering as {throwaway}, deleted after)")
+                submitted = mlflow.projects.run(folder, entry_point="main", parameters=parameters,
+                                                experiment_id=run.info.experiment_id, env_manager="local",
+                                                synchronous=False)
+                succeeded = submitted.wait()
         mlflow.set_tag("reproduction_run_id", submitted.run_id)
         if not succeeded:
             raise PipelineError(f"the reproduction (run {submitted.run_id}) failed: see its output above")

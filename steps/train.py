@@ -7,10 +7,13 @@ Inputs:  tokenized (URI of tokenize's output), model (Hub id or local folder), e
          (accelerate's names): num_processes (all machines together), num_machines, machine_rank,
          main_process_ip, main_process_port. More than one process: the training runs
          data-parallel through torch.distributed's launcher; machine 0 logs the one run.
+         resume: go on from the last epoch of an unfinished run with the same params and commit.
 Logs:    per-step training loss and learning rate, per-epoch validation loss, accuracy,
          precision, recall, spam F1 and ROC AUC (through the Trainer's MLflow callback);
          training_args.json; param effective_batch_size; tag precision; system metrics (CPU,
-         memory; GPU given nvidia-ml-py); artifact checkpoint/ with the best epoch by validation F1
+         memory; GPU given nvidia-ml-py); while it trains, resumable/epoch-<n>/ (the latest epoch's
+         full Trainer checkpoint, tag resumable_epoch; dropped at the end); tags resumed_from_run_id
+         and resumed_from_epoch when it resumed; artifact checkpoint/ with the best epoch by validation F1
          (safetensors weights, config with id2label/label2id, tokenizer).
 Output:  runs:/<run id>/checkpoint
 """
