@@ -16,6 +16,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 # train's system metrics: a sample a second, so that the tests' short trainings log some
 os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"
+# pytest-xdist's workers run under a __main__ with neither __spec__ nor __file__, which pyspark
+# (imported by MLflow's signature inference) takes for its doctest runner, and exits.
+if getattr(sys.modules["__main__"], "__spec__", None) is None and not hasattr(sys.modules["__main__"], "__file__"):
+    sys.modules["__main__"].__file__ = "pytest-xdist worker"
 
 
 def run_with_tracking(tracking_uri, cwd, *command):
