@@ -10,6 +10,13 @@ import warnings
 for _variable, _quiet in (("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
                           ("TRANSFORMERS_VERBOSITY", "error"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
     os.environ.setdefault(_variable, _quiet)
+# The retry budget of every call to a tracking server (MLflow's own variables; set them to change it).
+# MLflow retries a refused or failed call 9 times, waiting 0, 4, 8, ... seconds (at most 120) between
+# tries: about 8 minutes. That rides out a server's restart, a deploy or a database failover without
+# losing an hour of training; a server still gone after that fails the step in one line
+# (tracking.step_run). A server that is down when a step starts fails it at once (no retries).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "9")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2")
 warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
 # pyspark (for predict's Spark engine) warns on import that pandas 3 is not fully supported;

@@ -57,15 +57,12 @@ def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse_commi
         mlflow.set_tag(f"{entry_point}_run_id", reused.info.run_id)
         return reused
     click.echo(f"== {entry_point}")
-    submitted = mlflow.projects.run(str(tracking.PROJECT_DIR), entry_point=entry_point, parameters=parameters,
-                                    experiment_id=experiment_id, run_name=entry_point, env_manager="local",
-                                    synchronous=False)
-    succeeded = submitted.wait()
-    child = MlflowClient().get_run(submitted.run_id)
-    mlflow.set_tag(f"{entry_point}_run_id", submitted.run_id)
+    child, succeeded = tracking.run_entry_point(str(tracking.PROJECT_DIR), entry_point, parameters, experiment_id,
+                                                run_name=entry_point)
+    mlflow.set_tag(f"{entry_point}_run_id", child.info.run_id)
     if not succeeded:
         reason = child.data.tags.get(tracking.ERROR_TAG, "see its output above")
-        raise PipelineError(f"step {entry_point} failed (run {submitted.run_id}): {reason}")
+        raise PipelineError(f"step {entry_point} failed (run {child.info.run_id}): {reason}")
     return child
 
 

@@ -129,19 +129,18 @@ def main(run_id, tolerance):
             parameters["registered_model_name"] = throwaway = reproduction_model_name(parameters, run.info.run_id)
             with registered_model_deleted(client, throwaway):
                 click.echo(f"== main from {source} at {commit[:12]} (registering as {throwaway}, deleted after)")
-                submitted = mlflow.projects.run(folder, entry_point="main", parameters=parameters,
-                                                experiment_id=run.info.experiment_id, env_manager="local",
-                                                synchronous=False)
-                succeeded = submitted.wait()
-        mlflow.set_tag("reproduction_run_id", submitted.run_id)
+                reproduction, succeeded = tracking.run_entry_point(folder, "main", parameters,
+                                                                   run.info.experiment_id)
+        new_id = reproduction.info.run_id
+        mlflow.set_tag("reproduction_run_id", new_id)
         if not succeeded:
-            raise PipelineError(f"the reproduction (run {submitted.run_id}) failed: see its output above")
+            raise PipelineError(f"the reproduction (run {new_id}) failed: see its output above")
 
-        new = client.get_run(submitted.run_id).data.metrics
+        new = reproduction.data.metrics
         lines, differing = compare(original.data.metrics, new, tolerance)
         mlflow.log_metrics({f"difference_{name}": new[name] - value for name, value in original.data.metrics.items()
                             if name.startswith("test_") and name in new})
-        click.echo(f"run {run_id} reproduced as {submitted.run_id}:\n" + "\n".join(lines))
+        click.echo(f"run {run_id} reproduced as {new_id}:\n" + "\n".join(lines))
         if differing:
             raise PipelineError(f"{', '.join(differing)} differ by more than {tolerance:g} from run {run_id}")
 

@@ -72,9 +72,10 @@ def background(command, folder: Path, what: str, ready, env=None):
             process.wait(timeout=30)
 
 
-def mlflow_server(folder: Path, *options, env=None):
-    """`mlflow server` on a free loopback port with `options`; yields its URL via `background`."""
-    port = free_port()
+def mlflow_server(folder: Path, *options, env=None, port=None):
+    """`mlflow server` on a loopback port (a free one unless given) with `options`; its URL and a
+    `background` context that runs it."""
+    port = port or free_port()
     uri = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", port, "--workers", "1",
                *options]

@@ -23,15 +23,15 @@ def runs(client, filter_string):
     return client.search_runs([experiment.experiment_id], filter_string) if experiment else []
 
 
-def kill_train_when_an_epoch_is_logged(main, client):
-    """SIGKILL to the `train` step's process group (`main` starts each step as `mlflow run` in a
-    group of its own): nothing is left to mark its run finished or failed."""
+def kill_when_an_epoch_is_logged(main, client):
+    """SIGKILL to the whole pipeline's process group (`mlflow run`, `main` and the `train` step in
+    it), as a preempted machine ends them: nothing is left to mark a run finished or failed."""
     deadline = time.time() + 300
     while not runs(client, "tags.resumable_epoch LIKE '%'"):
         assert time.time() < deadline and main.poll() is None, main.communicate()
         time.sleep(0.1)
-    [train] = [p for p in psutil.Process(main.pid).children(recursive=True) if "steps.train" in p.cmdline()]
-    os.killpg(os.getpgid(train.pid), signal.SIGKILL)
+    assert any("steps.train" in p.cmdline() for p in psutil.Process(main.pid).children(recursive=True))
+    os.killpg(main.pid, signal.SIGKILL)
 
 
 def test_main_resumes_a_killed_training_and_ends_like_an_uninterrupted_one(repo, store, client, uci_file, tiny_model,
@@ -42,10 +42,11 @@ def test_main_resumes_a_killed_training_and_ends_like_an_uninterrupted_one(repo,
     killed_main = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "run", repo["url"], "--env-manager", "local", "--experiment-name",
          EXPERIMENT, *args], cwd=store["dir"], env={**os.environ, "MLFLOW_TRACKING_URI": store["uri"]},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    kill_train_when_an_epoch_is_logged(killed_main, client)
-    assert killed_main.wait(timeout=60) == 1  # the step failed, and so did the pipeline
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    kill_when_an_epoch_is_logged(killed_main, client)
+    assert killed_main.wait(timeout=60) == -signal.SIGKILL
     [killed] = runs(client, "tags.resumable_epoch LIKE '%' AND attributes.status = 'RUNNING'")  # a zombie
+    assert len(runs(client, "attributes.status = 'RUNNING'")) == 2  # and so is its main
     epoch = int(killed.data.tags["resumable_epoch"])
     assert epoch < EPOCHS
 

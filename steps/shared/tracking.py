@@ -3,6 +3,7 @@ reproducibility records."""
 
 import contextlib
 import importlib.metadata
+import os
 import platform
 import socket
 import sys
@@ -12,7 +13,8 @@ from pathlib import Path
 import click
 import mlflow
 import psutil
-from mlflow.exceptions import MlflowException
+from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES
+from mlflow.exceptions import ExecutionException, MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
@@ -47,17 +49,31 @@ def library_versions() -> str:
     return "\n".join([f"# python {sys.version.split()[0]} on {platform.platform()}", *pins]) + "\n"
 
 
+def server_uri() -> str | None:
+    """The tracking URI when it names an HTTP server; None for a local store."""
+    uri = mlflow.get_tracking_uri()
+    return uri if uri.startswith(("http://", "https://")) else None
+
+
+def unreachable(uri: str) -> str | None:
+    """Why the server at `uri` does not answer its health check; None when it does."""
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
+        return None
+    except OSError as err:
+        return str(getattr(err, "reason", err))
+
+
 def check_tracking_server() -> None:
     """Fail at once, in one line, when an HTTP tracking server does not answer (MLflow itself
     retries for minutes and then prints a traceback) or refuses the credentials."""
-    uri = mlflow.get_tracking_uri()
-    if not uri.startswith(("http://", "https://")):
+    uri = server_uri()
+    if uri is None:
         return
-    try:
-        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
-    except OSError as err:
-        raise click.ClickException(f"cannot reach the MLflow tracking server at {uri} ({getattr(err, 'reason', err)}): "
-                                   "start it, or set MLFLOW_TRACKING_URI to a server that runs") from None
+    reason = unreachable(uri)
+    if reason:
+        raise click.ClickException(f"cannot reach the MLflow tracking server at {uri} ({reason}): "
+                                   "start it, or set MLFLOW_TRACKING_URI to a server that runs")
     # /health answers anyone; a search asks the server whether it accepts these credentials, sent
     # the way MLflow sends them (user and password, token, or ~/.mlflow/credentials).
     response = http_request(get_default_host_creds(uri), "/api/2.0/mlflow/experiments/search", "GET",
@@ -66,6 +82,21 @@ def check_tracking_server() -> None:
         raise click.ClickException(f"the MLflow tracking server at {uri} refused the credentials (HTTP "
                                    f"{response.status_code}): set MLFLOW_TRACKING_USERNAME and "
                                    "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account it knows")
+
+
+def lost_server() -> click.ClickException | None:
+    """The one-line error for a tracking server that went away mid-step and stayed away longer than
+    the retry budget; None while it answers (then an error is not the server's)."""
+    uri = server_uri()
+    reason = uri and unreachable(uri)
+    if not reason:
+        return None
+    budget = (f"MLFLOW_HTTP_REQUEST_MAX_RETRIES={MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()}, "
+              f"MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR={MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get()}")
+    return click.ClickException(
+        f"lost the MLflow tracking server at {uri} ({reason}) for longer than the retry budget ({budget}): "
+        "this step stopped and its run stays unfinished; run the pipeline again once the server is back "
+        "(train goes on from its last logged epoch)")
 
 
 def is_generated_name(name: str) -> bool:
@@ -121,20 +152,57 @@ def step_run(log_system_metrics: bool | None = None):
     """The run `mlflow run` created for this step (or a new one when called directly).
 
     A PipelineError is recorded on the run, marks it FAILED, and leaves the command as a
-    one-line `Error: ...` with exit code 1. With log_system_metrics (None: MLflow's own
-    MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING decides), MLflow samples CPU and
-    memory (and GPU utilisation and memory, given nvidia-ml-py) into the run's System metrics
-    every 10 s (MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL).
+    one-line `Error: ...` with exit code 1. So does a tracking server that went away for longer
+    than the retry budget (steps/__init__.py), naming the server; the run then stays unfinished.
+    With log_system_metrics (None: MLflow's own MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING decides),
+    MLflow samples CPU and memory (and GPU utilisation and memory, given nvidia-ml-py) into the
+    run's System metrics every 10 s (MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL).
     """
     check_tracking_server()
-    with mlflow.start_run(log_system_metrics=log_system_metrics) as run:
-        mlflow.set_tag(PROCESS_TAG, this_process())
-        record_reproducibility(run)
-        try:
-            yield run
-        except PipelineError as err:
-            mlflow.set_tag(ERROR_TAG, str(err))
-            raise click.ClickException(str(err)) from None
+    lost, budget = None, os.environ.get(MLFLOW_HTTP_REQUEST_MAX_RETRIES.name)
+    try:
+        with mlflow.start_run(log_system_metrics=log_system_metrics) as run:
+            mlflow.set_tag(PROCESS_TAG, this_process())
+            record_reproducibility(run)
+            try:
+                yield run
+            except PipelineError as err:
+                mlflow.set_tag(ERROR_TAG, str(err))
+                raise click.ClickException(str(err)) from None
+            except Exception:
+                lost = lost_server()
+                if lost:  # the budget is spent: ending the run gets one try, not a second budget
+                    os.environ[MLFLOW_HTTP_REQUEST_MAX_RETRIES.name] = "0"
+                raise
+    except Exception:
+        lost = lost or lost_server()
+        if lost is None:
+            raise
+        raise lost from None
+    finally:
+        os.environ.pop(MLFLOW_HTTP_REQUEST_MAX_RETRIES.name, None)
+        if budget is not None:
+            os.environ[MLFLOW_HTTP_REQUEST_MAX_RETRIES.name] = budget
+
+
+def run_entry_point(project: str, entry_point: str, parameters: dict, experiment_id: str, run_name=None):
+    """Run an entry point of `project` (a folder) as a child of the active run and wait for it; its
+    run and whether it succeeded. The child runs in this process's group, so a Ctrl-C or a kill of
+    the pipeline reaches it too (MLflow's asynchronous mode would start it in a session of its own,
+    under a second `mlflow run` that prints a traceback when the server is gone)."""
+    try:
+        submitted = mlflow.projects.run(project, entry_point=entry_point, parameters=parameters,
+                                        experiment_id=experiment_id, run_name=run_name, env_manager="local",
+                                        synchronous=True)
+        return MlflowClient().get_run(submitted.run_id), True
+    except ExecutionException as err:
+        parent = mlflow.active_run().info.run_id
+        failed = MlflowClient().search_runs(
+            [experiment_id], f"tags.`{PARENT_TAG}` = '{parent}' AND tags.`mlflow.project.entryPoint` = '{entry_point}'",
+            order_by=["attributes.start_time DESC"], max_results=1)
+        if not failed:
+            raise PipelineError(f"{entry_point} did not start: {err}") from None
+        return failed[0], False
 
 
 def artifact_uri(run, path: str) -> str:
