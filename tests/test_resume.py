@@ -1,5 +1,6 @@
-"""A training killed mid-way: the next `main` marks the dead run KILLED and its `train` goes on
-from the last epoch logged, ending where an uninterrupted training ends."""
+"""A training killed mid-way, through a tracking server on loopback: the next `main` marks the dead
+runs KILLED and its `train` goes on from the last epoch logged, ending where an uninterrupted
+training ends."""
 
 import os
 import signal
@@ -10,12 +11,19 @@ import time
 import psutil
 import pytest
 
+from mlflow.tracking import MlflowClient
+
 from tests.conftest import mlflow_run
-from tests.servers import repo  # noqa: F401 (a fixture)
-from tests.test_pipeline import client, params, store, tiny_params  # noqa: F401,F811 (fixtures)
+from tests.servers import repo, server  # noqa: F401 (fixtures)
+from tests.test_pipeline import params, tiny_params
 
 EXPERIMENT = "Spam Classifier Training"
 EPOCHS = 8  # long enough to be killed mid-way
+
+
+@pytest.fixture
+def client(server):
+    return MlflowClient(server)
 
 
 def runs(client, filter_string):
@@ -34,14 +42,14 @@ def kill_when_an_epoch_is_logged(main, client):
     os.killpg(main.pid, signal.SIGKILL)
 
 
-def test_main_resumes_a_killed_training_and_ends_like_an_uninterrupted_one(repo, store, client, uci_file, tiny_model,
-                                                                            tiny_checks):
+def test_main_resumes_a_killed_training_and_ends_like_an_uninterrupted_one(repo, server, client, tmp_path, uci_file,
+                                                                            tiny_model, tiny_checks):
     # From a clean commit (the git server's), so that the second main reuses prepare and tokenize:
     # a train resumes only a run of the same params, the tokenized data's URI among them.
     args = tiny_params(uci_file, tiny_model, tiny_checks, epochs=EPOCHS, registered_model_name="resumed")
     killed_main = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "run", repo["url"], "--env-manager", "local", "--experiment-name",
-         EXPERIMENT, *args], cwd=store["dir"], env={**os.environ, "MLFLOW_TRACKING_URI": store["uri"]},
+         EXPERIMENT, *args], cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": server},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     kill_when_an_epoch_is_logged(killed_main, client)
     assert killed_main.wait(timeout=60) == -signal.SIGKILL
@@ -50,7 +58,7 @@ def test_main_resumes_a_killed_training_and_ends_like_an_uninterrupted_one(repo,
     epoch = int(killed.data.tags["resumable_epoch"])
     assert epoch < EPOCHS
 
-    again = mlflow_run(store["uri"], store["dir"], repo["url"], EXPERIMENT, *args)
+    again = mlflow_run(server, tmp_path, repo["url"], EXPERIMENT, *args)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert f"run {killed.info.run_id} was left RUNNING by a process that is gone: marked KILLED" in again.stdout
     assert client.get_run(killed.info.run_id).info.status == "KILLED"
@@ -60,7 +68,7 @@ def test_main_resumes_a_killed_training_and_ends_like_an_uninterrupted_one(repo,
 
     # The same training, never interrupted (resume=false also keeps it from resuming anything).
     tokenized = resumed.data.params["tokenized"]
-    uninterrupted = mlflow_run(store["uri"], store["dir"], repo["url"], EXPERIMENT, "-e", "train", *params(
+    uninterrupted = mlflow_run(server, tmp_path, repo["url"], EXPERIMENT, "-e", "train", *params(
         tokenized=tokenized, model=tiny_model, epochs=EPOCHS, batch_size=8, learning_rate=3e-3, resume="false"))
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     [reference] = runs(client, "params.resume = 'false'")

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 from click.testing import CliRunner
 
 from steps import tune
 from tests.conftest import PROJECT_DIR
+from tests.servers import postgres  # noqa: F401 (a fixture)
 
 
 def runs_of(tracking, filter_string=""):
@@ -42,8 +44,12 @@ def test_search_logs_each_trial_as_a_nested_run_and_the_best(tracking, tokenized
     assert "test" not in {key.split("_")[0] for run in trials for key in run.data.metrics}  # validation only
 
 
-def test_two_processes_on_one_storage_split_the_trials_of_one_study(tracking, tokenized, tiny_model, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_two_processes_on_one_storage_split_the_trials_of_one_study(database, tracking, tokenized, tiny_model,
+                                                                   tmp_path, request):
+    # postgresql: a team's database, through the runtime's own driver (requirements.txt)
+    storage = f"sqlite:///{tmp_path / 'study.db'}" if database == "sqlite" else \
+        request.getfixturevalue("postgres")("optuna")
     command = [sys.executable, "-m", "steps.tune", "--tokenized", tokenized, "--model", str(tiny_model),
                "--trials", "4", "--tune-storage", storage, "--study-name", "shared"]
     optuna.create_study(study_name="shared", storage=storage, direction="maximize")  # no race to create it
