@@ -1,5 +1,6 @@
-"""The pipeline's entry points, one module each (`python -m steps.<entry point>`); their shared
-plumbing is the package steps.shared."""
+"""The pipeline's entry points, one thin click command each (`python -m steps.<entry point>`),
+over two layers: steps.core, the pure logic (no click, no MLflow), and steps.shared, the plumbing
+to MLflow, files and processes."""
 
 import os
 import warnings

@@ -13,6 +13,7 @@ experiment with the same resolved parameters (its upstream inputs among them), m
 same commit with a clean tree, and this checkout is clean too. `--use-cache false` turns it off.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,13 +22,13 @@ import mlflow
 from mlflow.projects import _project_spec
 from mlflow.tracking import MlflowClient
 
-from steps.shared import baseline, hub, promotion, tracking
+from steps.core import baseline, hub
+from steps.core.errors import PipelineError
+from steps.core.recipe import SEARCHED
+from steps.shared import promotion, tracking
+from steps.shared.cli import recipe_from, recipe_options
 from steps.shared.evaluation import PROJECT_NAMES
-from steps.shared.errors import PipelineError
 
-
-# train's settings that decide the model, and what tune searches (its best_params.json holds these keys)
-RECIPE = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay")
 # how train spreads over processes and machines, and whether it resumes a killed run
 TRAIN_RUNTIME = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port", "resume")
 
@@ -88,19 +89,19 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
         runs[name] = run_step(name, parameters, experiment_id, commit)
         return runs[name].data.tags[tracking.OUTPUT_TAG]
 
+    # train's device: the same machine's GPU when there is one, unless the pipeline is told "cpu"
+    recipe = recipe_from(params, device="cpu" if params["device"] == "cpu" else "auto")
     data = step("prepare", dataset=params["dataset"], text_column=params["text_column"],
-                label_column=params["label_column"], test_size=params["test_size"],
-                validation_size=params["validation_size"], seed=params["seed"])
+                label_column=params["label_column"], labels=params["labels"], positive_label=params["positive_label"],
+                test_size=params["test_size"], validation_size=params["validation_size"], seed=recipe.seed)
     tokenized = step("tokenize", data=data, model=params["model"], max_length=params["max_length"])
-    fast_path = {"seed": params["seed"], "precision": params["precision"], "group_by_length": params["group_by_length"],
-                 "eval_batch_size": params["inference_batch_size"],
-                 "device": "cpu" if params["device"] == "cpu" else "auto"}
-    recipe = {key: params[key] for key in RECIPE}
     if params["tune_trials"] > 0:
+        fixed = {key: value for key, value in recipe.params().items() if key not in SEARCHED}
         best = step("tune", tokenized=tokenized, model=params["model"], trials=params["tune_trials"],
-                    tune_storage=params["tune_storage"], **fast_path)
-        recipe.update(json.loads(Path(tracking.download(best, "the search's best parameters")).read_text()))
-    checkpoint = step("train", tokenized=tokenized, model=params["model"], **recipe, **fast_path,
+                    tune_storage=params["tune_storage"], **fixed)
+        recipe = dataclasses.replace(recipe, **json.loads(Path(tracking.download(best, "the search's best "
+                                                                                      "parameters")).read_text()))
+    checkpoint = step("train", tokenized=tokenized, model=params["model"], **recipe.params(),
                       **{key: params[key] for key in TRAIN_RUNTIME})
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
                      batch_size=params["serving_batch_size"], device=params["device"],
@@ -147,26 +148,22 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True)
 @click.option("--text-column", default="")
 @click.option("--label-column", default="")
+@click.option("--labels", default="", help="prepare's labels: the label set in id order; empty: from the data.")
+@click.option("--positive-label", default="", help="prepare's positive_label (binary tasks).")
 @click.option("--test-size", default="0.2", show_default=True)
 @click.option("--validation-size", default="0.1", show_default=True)
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @click.option("--max-length", default="128", show_default=True)
-@click.option("--epochs", default="3", show_default=True)
-@click.option("--batch-size", default="16", show_default=True)
-@click.option("--learning-rate", default="1e-4", show_default=True)
-@click.option("--weight-decay", default="0.0", show_default=True)
-@click.option("--warmup-ratio", default="0.0", show_default=True)
-@click.option("--seed", default="22", show_default=True)
-@click.option("--precision", default="auto", show_default=True)
-@click.option("--group-by-length", default="true", show_default=True)
-@click.option("--inference-batch-size", default="64", show_default=True)
+@recipe_options(exclude=("device",))
 @click.option("--serving-batch-size", default="16", show_default=True, help="The served model's batch size.")
 @click.option("--serving-dtype", default="auto", show_default=True, help="register's dtype for the served weights.")
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True,
+              help="cpu: train and serve on the CPU; auto: a GPU where there is one; cuda:N and mps: register's device.")
 @click.option("--min-accuracy", default="0.95", show_default=True)
 @click.option("--min-f1", default="0.85", show_default=True)
-@click.option("--checks", default="", help="Behaviour checks file; empty: steps/checks/behaviour.csv.")
+@click.option("--checks", default="", help="Behaviour checks file; empty: steps/checks/behaviour.csv for "
+                                           "ham/spam, none for other tasks.")
 @click.option("--min-check-pass-rate", default="0.9", show_default=True)
 @click.option("--min-margin-over-baseline", default="0.0", show_default=True)
 @click.option("--tune-trials", type=click.IntRange(min=0), default=0, show_default=True,
@@ -180,8 +177,8 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @click.option("--main-process-port", default="29500", show_default=True)
 @click.option("--resume", default="true", show_default=True, help="train goes on from a killed run's last epoch.")
 def main(**params):
-    # Values pass through as strings (tune_trials aside, which main itself reads): each step's own
-    # options parse and check them.
+    # Values pass through as strings (the recipe and tune_trials aside, which main itself reads):
+    # each step's own options parse and check them.
     with tracking.step_run() as parent:
         if tracking.is_generated_name(parent.info.run_name):  # keep a name given with --run-name
             mlflow.set_tag("mlflow.runName", run_name(params))

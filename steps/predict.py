@@ -3,15 +3,17 @@
 Inputs:  model_uri (models:/<name>@<alias> or models:/<name>/<version>), input (a file or folder
          prepare can read, or a URI MLflow can download), output (a path, or a URI pandas can
          write through fsspec: Parquet, or CSV when the name ends in .csv), engine, text_column,
-         batch_size.
+         batch_size, class_scores.
 Engines: pandas: the pyfunc model in this process, messages in length-sorted batches, with a
          progress line. spark: mlflow.pyfunc.spark_udf on a local Spark session (local[*]), or
          on the cluster the SPARK_MASTER variable names. Both write the same output.
 Logs:    the input as an MLflow dataset (tag data_digest), rows, messages_per_second, the model
-         version used (tags model_name, model_version); accuracy, precision, recall, f1 and
-         roc_auc when the input carries labels.
+         version used (tags model_name, model_version); when the input carries labels of the
+         model's task, the task's metrics (accuracy, precision, recall, f1, macro_f1, roc_auc,
+         and each class's precision_/recall_/f1_<label>).
 Output:  the output path or URI. Its rows are the input's, in order, with every input column
-         kept and predicted_label and spam_probability added.
+         kept and predicted_label and score (the probability of that label) added; with
+         class_scores, score_<label> too: each class's probability.
 """
 
 import datetime
@@ -24,12 +26,15 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from steps.shared import data, tracking
-from steps.shared.errors import PipelineError
-from steps.shared.metrics import classification_metrics
-from steps.shared.scoring import label_ids_and_spam_probability, load_model, predict, registered_version
+from steps.core import data
+from steps.core.errors import PipelineError
+from steps.core.metrics import classification_metrics
+from steps.core.task import Task, metric_key
+from steps.shared import tracking
+from steps.shared.scoring import CLASS_SCORES, from_spark, load_model, model_task, predict, registered_version
 from steps.shared.sources import load_raw
 
+HEADLINE = ("accuracy", "precision", "recall", "f1", "macro_f1", "roc_auc")  # printed; each class's figures are logged
 CHUNK = 512  # messages per call of the model in the pandas engine: a progress line can follow each
 
 
@@ -47,8 +52,7 @@ class Progress:
                        f"about {datetime.timedelta(seconds=round((self.total - done) / rate))} left")
 
 
-def score_with_pandas(model_uri: str, texts: list[str], batch_size: int):
-    model = load_model(model_uri)
+def score_with_pandas(model, texts: list[str], batch_size: int, task: Task):
     progress = Progress(len(texts))
 
     def predict_batch(sorted_texts):
@@ -58,13 +62,13 @@ def score_with_pandas(model_uri: str, texts: list[str], batch_size: int):
             progress.update(min(start + CHUNK, len(sorted_texts)))
         return pd.concat(parts, ignore_index=True)
 
-    return predict(predict_batch, texts)
+    return predict(predict_batch, texts, task)
 
 
-def score_with_spark(model_uri: str, texts: list[str]):
+def score_with_spark(model_uri: str, texts: list[str], task: Task):
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName("spam-classifier predict")
+    builder = SparkSession.builder.appName("text-classifier predict")
     if os.environ.get("SPARK_MASTER"):
         builder = builder.master(os.environ["SPARK_MASTER"])
     else:  # a session of this machine alone: every Spark service listens on loopback only
@@ -72,14 +76,14 @@ def score_with_spark(model_uri: str, texts: list[str]):
         builder = builder.master("local[*]")
     spark = builder.getOrCreate()
     try:
-        classify = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="label string, score double",
-                                           env_manager="local")
+        classify = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="array<string>", env_manager="local",
+                                           model_config=CLASS_SCORES)
         frame = spark.createDataFrame(pd.DataFrame({"row": range(len(texts)), "text": texts}))
-        scored = frame.select("row", classify("text").alias("prediction")) \
-            .select("row", "prediction.label", "prediction.score").toPandas()
+        scored = frame.select("row", classify("text").alias("scores")).toPandas()
     finally:
         spark.stop()
-    return label_ids_and_spam_probability(scored.sort_values("row").reset_index(drop=True))
+    probabilities = from_spark(scored.sort_values("row")["scores"], task)
+    return probabilities.argmax(axis=1), probabilities
 
 
 def write_table(frame: pd.DataFrame, output: str) -> None:
@@ -103,7 +107,9 @@ def write_table(frame: pd.DataFrame, output: str) -> None:
 @click.option("--text-column", default="", help="Found automatically for known layouts.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Messages per forward pass (the pandas engine; Spark uses the model's own).")
-def main(model_uri, input, output, engine, text_column, batch_size):  # noqa: A002 (the MLproject's name)
+@click.option("--class-scores", type=bool, default=False, show_default=True,
+              help="Add score_<label>: each class's probability.")
+def main(model_uri, input, output, engine, text_column, batch_size, class_scores):  # noqa: A002 (MLproject's name)
     input_uri = input
     with tracking.step_run():
         name, version = registered_version(MlflowClient(), model_uri)
@@ -120,18 +126,21 @@ def main(model_uri, input, output, engine, text_column, batch_size):  # noqa: A0
 
         start = time.perf_counter()
         version_uri = f"models:/{name}/{version}"
-        predicted, spam_probability = (score_with_spark(version_uri, texts) if engine == "spark"
-                                       else score_with_pandas(version_uri, texts, batch_size))
+        task = model_task(version_uri)
+        predicted, probabilities = (score_with_spark(version_uri, texts, task) if engine == "spark"
+                                    else score_with_pandas(load_model(version_uri), texts, batch_size, task))
         rate = len(texts) / (time.perf_counter() - start)
         mlflow.log_metrics({"rows": len(texts), "messages_per_second": rate})
-        names = {i: label_name for label_name, i in data.LABELS.items()}
-        write_table(table.assign(predicted_label=[names[p] for p in predicted], spam_probability=spam_probability),
-                    output)
+        scored = table.assign(predicted_label=[task.labels[p] for p in predicted], score=probabilities.max(axis=1))
+        if class_scores:
+            scored = scored.assign(**{f"score_{metric_key(label)}": probabilities[:, i]
+                                      for i, label in enumerate(task.labels)})
+        write_table(scored, output)
         summary = f"{len(texts)} messages scored with {name} version {version} ({engine}, {rate:.0f} msg/s)"
         if label:
-            scores = classification_metrics(data.normalise_labels(table[label]), predicted, spam_probability)
+            scores = classification_metrics(task, task.ids(table[label], input_uri), predicted, probabilities)
             mlflow.log_metrics(scores)
-            summary += "; against its labels: " + ", ".join(f"{key} {value:.4f}" for key, value in scores.items())
+            summary += "; against its labels: " + ", ".join(f"{key} {scores[key]:.4f}" for key in HEADLINE if key in scores)
         click.echo(summary)
         tracking.set_output(output)
 

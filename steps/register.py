@@ -4,7 +4,9 @@ Inputs:  checkpoint (URI of train's output), registered_model_name, batch_size a
          (the served model's inference settings, stored in its model_config), dtype (what the
          weights are cast to when the model loads; auto: bf16 where this machine has it natively).
 Logs:    a text-classification pipeline with mlflow.transformers.log_model (signature with
-         params, input example, model_config, torch_dtype, explicit pip requirements); tag
+         params, input example, model_config, torch_dtype, explicit pip requirements, the task
+         from the checkpoint's task.json in the model's metadata: it answers the task's class
+         names, id2label from the task); tag
          dtype; a new version of registered_model_name with alias `candidate` and lineage tags (train run, data
          digest, git commit). A failure after registering deletes the version again.
 Output:  models:/<registered_model_name>/<version>
@@ -18,14 +20,20 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from transformers import pipeline
 
-from steps.shared import hardware, tracking
-from steps.shared.errors import PipelineError
+from steps.core import hardware
+from steps.core.errors import PipelineError
+from steps.core.task import FILE as TASK_FILE, read_task
+from steps.shared import tracking
+from steps.shared.scoring import TASK_METADATA
 
 CANDIDATE_ALIAS = "candidate"
 # The served model's batch, by measurement (benchmarks/serving.py): with bf16 on this project's CPU,
 # batches of 16 in request order score over 3x as many messages/s as 64, which pad more and run slower.
 BATCH_SIZE = 16
-INPUT_EXAMPLE = ["Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086"]
+# The pipeline's own "top_k not given": each text's best class, as `label` and `score`. Stored so that
+# a load may override it (MLflow overrides only stored keys) with scoring.CLASS_SCORES; left out
+# of the signature, whose defaults every request would send.
+ONE_CLASS = {"top_k": ""}
 # Explicit: inference would otherwise pin torchvision, which has no CPU wheel here and is unused.
 PIP_REQUIREMENTS = [f"{name}=={version(name).split('+')[0]}"
                     for name in ("mlflow", "torch", "transformers", "accelerate")]
@@ -37,15 +45,21 @@ def serving_dtype(dtype: str, device: str) -> str:
     return hardware.pick_precision(dtype, on_cpu=hardware.resolve_device(device) == "cpu")
 
 
-def build_pipeline(checkpoint_dir: str, batch_size: int, device: str):
-    if not (Path(checkpoint_dir) / "config.json").exists():
-        raise PipelineError(f"{checkpoint_dir} holds no model (config.json missing): "
+def checkpoint_task(checkpoint_dir: str):
+    """The task train saved beside the weights; a one-line error for a folder that is no checkpoint of train's."""
+    missing = [name for name in ("config.json", TASK_FILE) if not (Path(checkpoint_dir) / name).exists()]
+    if missing:
+        raise PipelineError(f"{checkpoint_dir} holds no model ({' and '.join(missing)} missing): "
                             "pass the output URI of train as checkpoint")
+    return read_task(checkpoint_dir)
+
+
+def build_pipeline(checkpoint_dir: str, batch_size: int, device: str):
     return pipeline("text-classification", model=checkpoint_dir, tokenizer=checkpoint_dir,
                     batch_size=batch_size, device=hardware.resolve_device(device))
 
 
-def model_arguments(classifier, batch_size: int, device: str, dtype: str) -> dict:
+def model_arguments(classifier, task, batch_size: int, device: str, dtype: str) -> dict:
     """How the pipeline is logged, as the tutorial does: example, model_config, and a signature
     inferred from both (an example given with params puts them in the signature, overridable per
     request); and the dtype the weights are cast to when loaded (they are stored as trained, so
@@ -55,8 +69,8 @@ def model_arguments(classifier, batch_size: int, device: str, dtype: str) -> dic
     model itself (a visible GPU, or MLFLOW_DEFAULT_PREDICTION_DEVICE)."""
     model_config = {"batch_size": batch_size, "device": device}
     return {"transformers_model": classifier, "task": "text-classification", "torch_dtype": hardware.DTYPES[dtype],
-            "input_example": (INPUT_EXAMPLE, model_config), "model_config": model_config,
-            "pip_requirements": PIP_REQUIREMENTS}
+            "input_example": (list(task.examples), model_config), "model_config": {**model_config, **ONE_CLASS},
+            "pip_requirements": PIP_REQUIREMENTS, "metadata": {TASK_METADATA: task.to_dict()}}
 
 
 def lineage(checkpoint_uri: str, register_run) -> dict[str, str]:
@@ -95,9 +109,10 @@ def main(checkpoint, registered_model_name, batch_size, device, dtype):
         tracking.carry_data_digest(checkpoint)
         dtype = serving_dtype(dtype, device)
         mlflow.set_tag("dtype", dtype)
-        classifier = build_pipeline(tracking.download(checkpoint, "the checkpoint"), batch_size, device)
-        model_info = mlflow.transformers.log_model(name="model",
-                                                   **model_arguments(classifier, batch_size, device, dtype))
+        folder = tracking.download(checkpoint, "the checkpoint")
+        task = checkpoint_task(folder)
+        model_info = mlflow.transformers.log_model(
+            name="model", **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
         version = register(model_info.model_uri, registered_model_name,
                            lineage(checkpoint, mlflow.get_run(run.info.run_id)))
         click.echo(f"registered {registered_model_name} version {version.version} (alias {CANDIDATE_ALIAS})")

@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from steps.shared import tracking
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
 
 
 def source_of(run) -> tuple[str, str]:

@@ -4,7 +4,7 @@ Inputs:  data (URI of prepare's output), model (whose tokenizer: Hub id or local
          max_length.
 Logs:    artifact tokenized/ holding dataset/ (a `datasets` DatasetDict saved with
          save_to_disk, no padding: batches are padded at training time), tokenizer/ and
-         label_map.json; token-length metrics (median, p95, max, fraction truncated).
+         task.json (prepare's); token-length metrics (median, p95, max, fraction truncated).
 Output:  runs:/<run id>/tokenized
 """
 
@@ -19,14 +19,15 @@ import pandas as pd
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
-from steps.shared import hub, tracking
-from steps.shared.errors import PipelineError
+from steps.core import hub, task
+from steps.core.errors import PipelineError
+from steps.shared import tracking
 
 SPLITS = ("train", "validation", "test")
 
 
 def read_splits(folder: Path) -> DatasetDict:
-    missing = [f for f in [f"{s}.parquet" for s in SPLITS] + ["label_map.json"] if not (folder / f).exists()]
+    missing = [f for f in [f"{s}.parquet" for s in SPLITS] + [task.FILE] if not (folder / f).exists()]
     if missing:
         raise PipelineError(f"{folder} has no {', '.join(missing)}: pass the output URI of prepare as data")
     return DatasetDict({s: Dataset.from_pandas(pd.read_parquet(folder / f"{s}.parquet"), preserve_index=False)
@@ -75,7 +76,7 @@ def main(data, model, max_length):
             folder = Path(tmp, "tokenized")
             tokenized.save_to_disk(str(folder / "dataset"))
             tokenizer.save_pretrained(str(folder / "tokenizer"))
-            shutil.copy(data_dir / "label_map.json", folder)
+            shutil.copy(data_dir / task.FILE, folder)
             mlflow.log_artifacts(str(folder), "tokenized")
         tracking.set_output(tracking.artifact_uri(run, "tokenized"))
 

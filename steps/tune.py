@@ -1,10 +1,10 @@
 """tune: search learning rate, batch size, epochs, warmup and weight decay with Optuna.
 
-Inputs:  tokenized (URI of tokenize's output), model, trials, seed, and the fast-path settings
-         of train (precision, group_by_length, eval_batch_size, device); tune_storage (an
+Inputs:  tokenized (URI of tokenize's output), model, trials, and the recipe's settings it does
+         not search (seed, precision, group_by_length, eval_batch_size, device); tune_storage (an
          Optuna RDB URL such as sqlite:///tune.db or postgresql://...; empty: in memory) and
          study_name (empty: one named after the tokenized data and the model).
-Logs:    one nested run per trial (its parameters, training curves, validation F1 per epoch,
+Logs:    one nested run per trial (its parameters, training curves, the task's validation F1 per epoch,
          and its state: complete or pruned); on this run the best trial's number, parameters
          and validation F1; search/history.png and search/importances.png (Optuna's plots of
          the optimisation history and of the parameters' importance).
@@ -15,6 +15,7 @@ Search:  TPE sampler; from the third trial on, a trial is pruned after an epoch 
 Output:  runs:/<run id>/best_params.json
 """
 
+import dataclasses
 import hashlib
 import tempfile
 from pathlib import Path
@@ -25,15 +26,18 @@ import mlflow
 import optuna
 from transformers import TrainerCallback
 
-from steps import train
-from steps.shared import hub, tracking
-from steps.shared.errors import PipelineError
+from steps.core import hub
+from steps.core.errors import PipelineError
+from steps.core.recipe import SEARCHED, Recipe
+from steps.core.training import fine_tune, read_tokenized
+from steps.shared import tracking
+from steps.shared.cli import recipe_from, recipe_options
 
 matplotlib.use("Agg")  # no display on servers
 
 
 def suggest(trial: optuna.Trial) -> dict:
-    """The search space: ranges that suit fine-tuning a small BERT-like encoder."""
+    """The search space (the Recipe's SEARCHED fields): ranges that suit fine-tuning a small BERT-like encoder."""
     return {"learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-4, log=True),
             "batch_size": trial.suggest_categorical("batch_size", [8, 16, 32]),
             "epochs": trial.suggest_int("epochs", 1, 3),
@@ -53,15 +57,16 @@ class ReportToOptuna(TrainerCallback):
             raise optuna.TrialPruned(f"validation F1 {metrics['eval_f1']:.4f} after epoch {state.epoch:.0f}")
 
 
-def objective(tokenized, tokenizer, model: str, label_map: dict, fixed: dict, workdir: str):
-    """The best validation F1 of one trial's fine-tune, trained in a nested run of its own."""
+def objective(tokenized, tokenizer, model: str, task, fixed: Recipe, workdir: str):
+    """The best validation F1 (the task's) of one trial's fine-tune, trained in a nested run of its own."""
     def run_trial(trial: optuna.Trial) -> float:
         params, pruned = suggest(trial), None
         with mlflow.start_run(nested=True, run_name=f"trial {trial.number}"):
             mlflow.log_params({**params, "trial_number": trial.number})
             try:
-                trainer = train.fine_tune(tokenized, tokenizer, model, label_map, str(Path(workdir, str(trial.number))),
-                                          **params, **fixed, report_to="mlflow", callbacks=[ReportToOptuna(trial)])
+                trainer = fine_tune(tokenized, tokenizer, model, task, str(Path(workdir, str(trial.number))),
+                                    dataclasses.replace(fixed, **params), report_to="mlflow",
+                                    callbacks=[ReportToOptuna(trial)])
             except optuna.TrialPruned as err:  # a pruned trial is a finished run, not a failed one
                 pruned = err
             mlflow.set_tag("trial_state", "pruned" if pruned else "complete")
@@ -103,29 +108,27 @@ def search(study: optuna.Study, run_trial, trials: int) -> optuna.trial.FrozenTr
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @click.option("--trials", type=click.IntRange(min=1), default=8, show_default=True,
               help="Finished trials the study should hold (shared by every process on one storage).")
-@train.run_options
+@recipe_options(exclude=SEARCHED)
 @click.option("--tune-storage", default="", help="Optuna RDB storage URL (sqlite:///..., postgresql://...); "
                                                  "empty: in memory, this process alone.")
 @click.option("--study-name", default="", help="Empty: named after the tokenized data and the model.")
-def main(tokenized, model, trials, seed, precision, group_by_length, eval_batch_size, device, tune_storage,
-         study_name):
+def main(tokenized, model, trials, tune_storage, study_name, **options):
+    fixed = recipe_from(options)
     with tracking.step_run() as run:
         tracking.carry_data_digest(tokenized)
         folder = Path(tracking.download(tokenized, "the tokenized splits"))
-        datasets, tokenizer, label_map = train.read_tokenized(folder)
+        datasets, tokenizer, task = read_tokenized(folder)
         study_name = study_name or default_study_name(tokenized, model)
         try:
             study = optuna.create_study(study_name=study_name, storage=tune_storage or None, direction="maximize",
-                                        sampler=optuna.samplers.TPESampler(seed=seed),
+                                        sampler=optuna.samplers.TPESampler(seed=fixed.seed),
                                         pruner=optuna.pruners.MedianPruner(n_startup_trials=2), load_if_exists=True)
         except (ValueError, ImportError, optuna.exceptions.StorageInternalError) as err:
             raise PipelineError(f"cannot open the Optuna storage '{tune_storage}' ({str(err).splitlines()[0][:160]}): "
                                 "pass an RDB URL such as sqlite:///tune.db, or leave tune_storage empty") from None
         mlflow.set_tag("study_name", study_name)
-        fixed = {"seed": seed, "precision": precision, "group_by_length": group_by_length,
-                 "eval_batch_size": eval_batch_size, "device": device}
         with tempfile.TemporaryDirectory() as tmp:
-            best = search(study, objective(datasets, tokenizer, model, label_map, fixed, tmp), trials)
+            best = search(study, objective(datasets, tokenizer, model, task, fixed, tmp), trials)
         mlflow.log_params({f"best_{key}": value for key, value in best.params.items()})
         mlflow.log_metric("best_validation_f1", best.value)
         mlflow.set_tag("best_trial_number", str(best.number))

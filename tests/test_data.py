@@ -1,12 +1,12 @@
-"""The pure data functions of `prepare`: formats, columns, labels, cleaning, splitting."""
+"""The pure data functions of `prepare`: formats, columns, cleaning, splitting."""
 
 import json
 
 import pandas as pd
 import pytest
 
-from steps.shared import data
-from steps.shared.errors import PipelineError
+from steps.core import data
+from steps.core.errors import PipelineError
 
 ROWS = [("ham", "see you at lunch"), ("spam", 'WIN a "free" prize now'), ("ham", "call me later")]
 
@@ -36,14 +36,15 @@ def test_reads_every_table_format(tmp_path, suffix):
         table.to_parquet(path)
     normalised = data.normalise(data.read_table(path))
     assert normalised["text"].tolist() == [t for _, t in ROWS]
-    assert normalised["label"].tolist() == [0, 1, 0]
+    assert normalised["label"].tolist() == ["ham", "spam", "ham"]
 
 
 def test_reads_latin1_csv_with_kaggle_columns(tmp_path):
     path = tmp_path / "spam.csv"
     path.write_bytes("v1,v2\nham,caf\xe9 at 5?\nspam,WIN now\n".encode("latin-1"))
     normalised = data.normalise(data.read_table(path))
-    assert normalised.to_dict("records") == [{"text": "café at 5?", "label": 0}, {"text": "WIN now", "label": 1}]
+    assert normalised.to_dict("records") == [{"text": "café at 5?", "label": "ham"},
+                                                {"text": "WIN now", "label": "spam"}]
 
 
 def test_reads_a_folder_of_files_and_skips_its_readme(tmp_path):
@@ -71,16 +72,6 @@ def test_missing_columns_name_the_columns_and_the_option():
         data.find_columns(["text", "label"], label_column="kind")
 
 
-def test_labels_in_any_known_form_become_0_and_1():
-    labels = pd.Series(["ham", "SPAM", " Spam ", 0, 1, "1", True, False])
-    assert data.normalise_labels(labels).tolist() == [0, 1, 1, 0, 1, 1, 1, 0]
-
-
-def test_unexpected_labels_are_listed():
-    with pytest.raises(PipelineError, match=r"unexpected labels 'eggs', 'maybe': labels must be ham/spam or 0/1"):
-        data.normalise_labels(pd.Series(["ham", "maybe", "eggs", "spam"]))
-
-
 def test_empty_and_repeated_texts_are_dropped_and_counted():
     table = pd.DataFrame({"text": ["a", "  ", "b", "a", "", "c", "b"], "label": [0, 0, 1, 0, 1, 0, 1]})
     clean, counts = data.drop_empty_and_repeated(table)
@@ -95,13 +86,13 @@ def test_all_empty_is_an_error():
 
 def balanced(n_ham=160, n_spam=40):
     return pd.DataFrame({"text": [f"message {i}" for i in range(n_ham + n_spam)],
-                         "label": [0] * n_ham + [1] * n_spam})
+                         "label": ["ham"] * n_ham + ["spam"] * n_spam})
 
 
 def test_split_is_stratified_disjoint_and_sized():
     splits = data.split_stratified(balanced(), test_size=0.2, validation_size=0.1, seed=22)
     assert {name: len(part) for name, part in splits.items()} == {"train": 140, "validation": 20, "test": 40}
-    assert {name: data.class_balance(part)["spam"] for name, part in splits.items()} == \
+    assert {name: int((part["label"] == "spam").sum()) for name, part in splits.items()} == \
         {"train": 28, "validation": 4, "test": 8}
     texts = [set(part["text"]) for part in splits.values()]
     assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
@@ -113,10 +104,12 @@ def test_split_depends_on_the_seed_only():
     assert data.split_stratified(balanced(), 0.2, 0.1, seed=2)["test"]["text"].tolist() != first
 
 
-@pytest.mark.parametrize("n_ham, n_spam", [(10, 2), (12, 0)])
-def test_too_small_or_one_class_cannot_be_split(n_ham, n_spam):
-    with pytest.raises(PipelineError, match=rf"{n_ham + n_spam} rows \(ham {n_ham}, spam {n_spam}\) are too few"):
-        data.split_stratified(balanced(n_ham, n_spam), 0.2, 0.1, seed=0)
+def test_a_class_too_small_to_split_is_named_with_what_it_needs():
+    with pytest.raises(PipelineError, match=r"^too few rows of 'spam' 9 to split stratified into train/validation/test "
+                                            r"\(sizes 0.7/0.1/0.2 need 10 rows of each class; all classes: "
+                                            r"'ham' 100, 'spam' 9\): add rows"):
+        data.split_stratified(balanced(100, 9), 0.2, 0.1, seed=0)
+    assert len(data.split_stratified(balanced(100, 10), 0.2, 0.1, seed=0)["validation"]) == 11
 
 
 def test_split_sizes_must_leave_room_for_training():

@@ -12,7 +12,7 @@ import pytest
 from transformers import AutoModelForSequenceClassification
 
 from steps.shared import launch
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
 from tests.conftest import PROJECT_DIR, mlflow_run
 from tests.servers import free_port
 

@@ -13,10 +13,15 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
 from steps import main, prepare, register, reproduce, tokenize, train
-from steps.shared import baseline, data, evaluation, gate, hardware, hub, promotion, scoring
+from steps.core import baseline, data, gate, hardware, hub
+from steps.core.errors import PipelineError
+from steps.core.metrics import classification_metrics
+from steps.core.task import Task, read_task
+from steps.core.training import read_tokenized
+from steps.shared import evaluation, promotion, scoring
 from steps.shared import tracking as tracking_module
-from steps.shared.errors import PipelineError
-from steps.shared.metrics import classification_metrics
+
+SMS = Task(("ham", "spam"), "spam")
 
 
 def invoke(command, *args):
@@ -55,55 +60,57 @@ def test_token_length_stats():
         "token_length_max": 200.0, "fraction_truncated": 0.25}
 
 
-def test_metrics_treat_spam_as_positive():
-    scores = classification_metrics([0, 0, 1, 1], [0, 1, 1, 0], [0.1, 0.6, 0.9, 0.4])
-    assert scores == {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.75}
-
-
 def checked(passed, capability=None):
     """Results of len(passed) checks of expected spam, each passed or not."""
     checks = pd.DataFrame({"text": [f"check message number {i}" for i in range(len(passed))], "label": 1,
                            "capability": capability or ["prize"] * len(passed)})
     predicted = np.array([1 if ok else 0 for ok in passed])
-    return gate.check_results(checks, predicted, predicted * 0.9)
+    return gate.check_results(checks, predicted, np.stack([1 - predicted * 0.9, predicted * 0.9], axis=1), SMS)
 
 
 GATE = {"min_accuracy": 0.95, "min_f1": 0.85, "min_check_pass_rate": 0.9}
 
 
+def rejection_reason(scores, check_results, task=SMS, **rules):
+    """The gate's rules for these scores, checked through MLflow as validate checks them."""
+    rates = gate.pass_rates(check_results) if check_results is not None else {}
+    return evaluation.rejection_reason(gate.rules(task, scores, check_results, **rules), {**scores, **rates})
+
+
 def test_gate_passes_a_good_version_no_worse_than_champion():
-    assert gate.rejection_reason({"accuracy": 0.98, "f1": 0.92}, checked([True] * 4), **GATE, champion_f1=0.92,
+    assert rejection_reason({"accuracy": 0.98, "f1": 0.92}, checked([True] * 4), **GATE, champion_f1=0.92,
                                  champion_version="3") is None
 
 
 def test_gate_passes_at_the_check_pass_rate_and_rejects_below_it():
     scores = {"accuracy": 0.98, "f1": 0.92}
-    assert gate.rejection_reason(scores, checked([True] * 9 + [False]), **GATE) is None  # 0.9 exactly
-    reason = gate.rejection_reason(scores, checked([True] * 8 + [False] * 2), **GATE)
+    assert rejection_reason(scores, checked([True] * 9 + [False]), **GATE) is None  # 0.9 exactly
+    reason = rejection_reason(scores, checked([True] * 8 + [False] * 2), **GATE)
     assert reason == ("behaviour checks passed 8/10 (80.0%) < min_check_pass_rate 0.9; failed: "
                       "'check message number 8...' (prize, expected spam), "
                       "'check message number 9...' (prize, expected spam)")
-    assert gate.rejection_reason(scores, checked([True] * 9 + [False]), **{**GATE, "min_check_pass_rate": 1})
+    assert rejection_reason(scores, checked([True] * 9 + [False]), **{**GATE, "min_check_pass_rate": 1})
 
 
 def test_a_long_list_of_failed_checks_stays_one_line():
-    reason = gate.rejection_reason({"accuracy": 0.98, "f1": 0.92}, checked([False] * 20), **GATE)
+    reason = rejection_reason({"accuracy": 0.98, "f1": 0.92}, checked([False] * 20), **GATE)
     assert "\n" not in reason and reason.count("expected spam") == gate.FAILED_SHOWN
     assert reason.endswith("and 12 more (see behaviour_checks.json)")
 
 
 def test_gate_wants_the_baseline_plus_the_margin():
     scores, passed = {"accuracy": 0.98, "f1": 0.95}, checked([True])
-    assert gate.rejection_reason(scores, passed, **GATE, baseline_f1=0.95) is None  # no worse than the baseline
-    assert gate.rejection_reason(scores, passed, **GATE, baseline_f1=0.96, min_margin_over_baseline=-0.02) is None
-    assert gate.rejection_reason(scores, passed, **GATE, baseline_f1=0.94, min_margin_over_baseline=0.02) == \
+    assert rejection_reason(scores, passed, **GATE, baseline_f1=0.95) is None  # no worse than the baseline
+    assert rejection_reason(scores, passed, **GATE, baseline_f1=0.96, min_margin_over_baseline=-0.02) is None
+    assert rejection_reason(scores, passed, **GATE, baseline_f1=0.94, min_margin_over_baseline=0.02) == \
         "test spam F1 0.9500 < baseline (TF-IDF + linear SVM) F1 0.9400 + min_margin_over_baseline 0.02"
 
 
 def test_baseline_learns_the_fixture_messages(sms_rows):
     frame = data.normalise(pd.DataFrame(sms_rows, columns=["label", "text"]))
+    frame = frame.assign(label=SMS.ids(frame["label"]))
     train_part, test_part = frame.iloc[:150], frame.iloc[150:]
-    scores = classification_metrics(test_part["label"], *baseline.baseline_predictions(train_part, test_part))
+    scores = classification_metrics(SMS, test_part["label"], *baseline.baseline_predictions(train_part, test_part))
     assert scores["f1"] >= 0.9 and scores["roc_auc"] >= 0.95
     assert baseline.fit_baseline(train_part["text"], train_part["label"]).predict(
         ["WINNER! Claim your FREE car, txt WIN to 80808", "See you at the pub after work"]).tolist() == [1, 0]
@@ -115,7 +122,7 @@ def test_baseline_learns_the_fixture_messages(sms_rows):
     ({"accuracy": 0.98, "f1": 0.90}, 0.91, "test spam F1 0.9000 < champion (version 3) 0.9100"),
 ])
 def test_gate_names_each_reason(scores, champion_f1, expected):
-    assert expected in gate.rejection_reason(scores, checked([True]), **GATE, champion_f1=champion_f1,
+    assert expected in rejection_reason(scores, checked([True]), **GATE, champion_f1=champion_f1,
                                              champion_version="3")
 
 
@@ -123,18 +130,20 @@ def test_pass_rates_overall_and_per_capability():
     results = checked([True, False, True, True], capability=["prize", "prize", "slang ham", "slang ham"])
     assert gate.pass_rates(results) == {"checks_pass_rate": 0.75, "checks_pass_rate_prize": 0.5,
                                         "checks_pass_rate_slang_ham": 1.0}
-    assert list(results.columns) == ["text", "capability", "expected", "predicted", "spam_probability", "passed"]
+    assert list(results.columns) == ["text", "capability", "expected", "predicted", "passed", "score_ham",
+                                     "score_spam"]
 
 
 def test_checks_file_without_a_capability_column_is_one_group(tmp_path):
     path = write(tmp_path / "mine.csv", "text,label\nlunch at 1?,ham\nWIN a prize txt 80808,spam\n")
-    checks = gate.read_checks(str(path))
+    checks = gate.read_checks(str(path), SMS)
     assert checks.to_dict("list") == {"text": ["lunch at 1?", "WIN a prize txt 80808"], "label": [0, 1],
                                       "capability": ["all", "all"]}
 
 
 def test_default_behaviour_suite_covers_each_capability():
-    checks = gate.read_checks(gate.DEFAULT_CHECKS)
+    assert gate.default_checks(SMS) == gate.SMS_CHECKS and gate.default_checks(Task(("neg", "pos"), "pos")) is None
+    checks = gate.read_checks(gate.SMS_CHECKS, SMS)
     counts = checks.groupby("capability")["label"].agg(["size", "min", "max"])
     assert len(checks) >= 40 and checks["text"].is_unique
     assert set(counts.index) == {"sms_prize_spam", "web_marketing_spam", "phishing_spam", "ham_money_numbers_free",
@@ -155,7 +164,7 @@ def test_hub_id_offline_says_to_pass_a_local_path():
 
 # --- entry points -----------------------------------------------------------------------------
 
-def test_prepare_logs_splits_label_map_dataset_and_counts(tracking, uci_file, sms_rows):
+def test_prepare_logs_splits_task_dataset_and_counts(tracking, uci_file, sms_rows):
     result, lines = invoke(prepare.main, "--dataset", uci_file)
     assert result.exit_code == 0, result.output
     run = only_run(tracking)
@@ -165,7 +174,11 @@ def test_prepare_logs_splits_label_map_dataset_and_counts(tracking, uci_file, sm
     assert run.data.tags["data_digest"] == run.inputs.dataset_inputs[0].dataset.digest
     assert run.inputs.dataset_inputs[0].dataset.source_type == "local"
     folder = Path(tracking.download_artifacts(run.info.run_id, "data"))
-    assert json.loads((folder / "label_map.json").read_text()) == {"ham": 0, "spam": 1}
+    task = json.loads((folder / "task.json").read_text())
+    assert {key: task[key] for key in ("labels", "positive_label", "average")} == \
+        {"labels": ["ham", "spam"], "positive_label": "spam", "average": "binary"}
+    assert [text for text in task["examples"]] and run.data.params["label_names"] == "ham,spam"
+    assert run.data.metrics["train_spam_fraction"] + run.data.metrics["train_ham_fraction"] == pytest.approx(1)
     splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in tokenize.SPLITS}
     assert sum(map(len, splits.values())) == run.data.metrics["rows_kept"]
     assert all(list(part.columns) == ["text", "label"] and set(part["label"]) == {0, 1} for part in splits.values())
@@ -182,6 +195,7 @@ def test_prepare_reads_the_hub_layout_sms_and_integer_labels(tracking, tmp_path,
     splits = pd.concat([pd.read_parquet(folder / f"{s}.parquet") for s in tokenize.SPLITS])
     expected = hub_layout.drop_duplicates("sms").rename(columns={"sms": "text"})
     assert sorted(map(tuple, splits.to_numpy())) == sorted(map(tuple, expected.to_numpy()))
+    assert read_task(folder) == Task(("0", "1"), "1")  # whole numbers in order; the rarer class is positive
 
 
 def test_tokenize_logs_dataset_tokenizer_and_lengths(tracking, uci_file, tiny_model):
@@ -194,8 +208,8 @@ def test_tokenize_logs_dataset_tokenizer_and_lengths(tracking, uci_file, tiny_mo
     assert run.data.tags["data_digest"]  # carried from prepare
     assert 0 < run.data.metrics["token_length_median"] <= run.data.metrics["token_length_max"]
     folder = Path(tracking.download_artifacts(run.info.run_id, "tokenized"))
-    datasets, tokenizer, label_map = train.read_tokenized(folder)
-    assert set(datasets) == set(tokenize.SPLITS) and label_map == {"ham": 0, "spam": 1}
+    datasets, tokenizer, task = read_tokenized(folder)
+    assert set(datasets) == set(tokenize.SPLITS) and task == SMS
     assert max(len(ids) for ids in datasets["train"]["input_ids"]) <= 32
     assert tokenizer.is_fast
 
@@ -208,9 +222,10 @@ def write(path, text):
 @pytest.mark.parametrize("content, fragments", [
     (None, ["does not exist", "pass an existing file"]),
     ("kind,words\nham,hello\n", ["no text column found (columns: kind, words)", "set text_column"]),
-    ("label,text\nham,hello\neggs,spam spam\n", ["unexpected labels 'eggs'", "ham/spam or 0/1"]),
+    ("label,text\nham,hello\nham,hi\n", ["holds one class only ('ham' 2)", "two or more"]),
     ("label,text\n", ["no non-empty text"]),
-    ("label,text\nham,a\nham,b\nspam,c\nham,d\nspam,e\n", ["too few to split stratified", "add data"]),
+    ("label,text\nham,a\nham,b\nspam,c\nham,d\nspam,e\n", ["too few rows of 'ham' 3, 'spam' 2 to split stratified",
+                                                             "need 10 rows of each class"]),
 ])
 def test_prepare_bad_data_fails_with_one_line(tracking, tmp_path, content, fragments):
     path = tmp_path / "sms.csv"
@@ -231,7 +246,7 @@ def test_tokenize_with_missing_model_folder_fails_with_one_line(tracking, uci_fi
 
 def test_train_of_a_folder_that_tokenize_did_not_write_fails_with_one_line(tracking, tmp_path):
     result, lines = invoke(train.main, "--tokenized", tmp_path)
-    assert_one_line_error(result, lines, "has no dataset/ and tokenizer/", "output URI of tokenize")
+    assert_one_line_error(result, lines, "has no dataset/, tokenizer/ and task.json", "output URI of tokenize")
 
 
 def test_register_of_something_that_is_no_checkpoint_registers_nothing(tracking, tmp_path):
@@ -255,13 +270,15 @@ def test_served_dtype_is_what_the_hardware_computes_natively_unless_asked(monkey
     assert register.serving_dtype("auto", "cpu") == "bf16"
 
 
-def test_predict_maps_labels_and_spam_probability():
-    class Model:
-        def predict(self, texts):
-            return pd.DataFrame({"label": ["ham", "spam"], "score": [0.9, 0.8]})
+def test_scoring_reads_every_class_score_in_the_task_order_and_rows_in_input_order():
+    def predict_batch(texts):  # as a pyfunc model loaded with CLASS_SCORES answers: best first
+        return pd.DataFrame([[{"label": "spam", "score": 0.8}, {"label": "ham", "score": 0.2}] if len(text) > 1 else
+                             [{"label": "ham", "score": 0.9}, {"label": "spam", "score": 0.1}] for text in texts])
 
-    labels, spam = scoring.predict(Model().predict, ["a", "b"])
-    assert labels.tolist() == [0, 1] and np.allclose(spam, [0.1, 0.8])
+    labels, probabilities = scoring.predict(predict_batch, ["bb", "a"], SMS)
+    assert labels.tolist() == [1, 0] and np.allclose(probabilities, [[0.2, 0.8], [0.9, 0.1]])
+    with pytest.raises(PipelineError, match="the model answers label 'spam', not one of the task's"):
+        scoring.predict(predict_batch, ["bb"], Task(("neg", "pos"), "pos"))
 
 
 def test_current_champion_is_none_when_validating_the_champion_itself():
@@ -273,14 +290,20 @@ def test_current_champion_is_none_when_validating_the_champion_itself():
     assert promotion.current_champion(Client(), "spam-classifier", "4") == "3"
 
 
+def spam_scores(p_spam):
+    return np.stack([1 - np.asarray(p_spam), p_spam], axis=1)
+
+
 def test_validate_evaluates_through_mlflow_with_spam_as_positive_in_the_active_run(tracking):
     with mlflow.start_run() as run:
-        scores = evaluation.evaluate(["a", "b", "c", "d"], [0, 0, 1, 1], np.array([0, 1, 1, 0]),
-                                     [0.1, 0.6, 0.9, 0.4], "test_")
-    assert scores == {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.75}
+        scores = evaluation.evaluate(SMS, ["a", "b", "c", "d"], [0, 0, 1, 1], np.array([0, 1, 1, 0]),
+                                     spam_scores([0.1, 0.6, 0.9, 0.4]), "test_")
+    assert {key: scores[key] for key in evaluation.PROJECT_NAMES} == \
+        {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.75}
+    assert scores["f1_ham"] == scores["f1_spam"] == scores["macro_f1"] == 0.5
     with mlflow.start_run() as other:
-        ham_heavy = evaluation.evaluate(["a", "b", "c", "d"], [0, 0, 0, 1], [0, 0, 1, 1], [0.1, 0.2, 0.6, 0.9],
-                                        "baseline_")
+        ham_heavy = evaluation.evaluate(SMS, ["a", "b", "c", "d"], [0, 0, 0, 1], [0, 0, 1, 1],
+                                        spam_scores([0.1, 0.2, 0.6, 0.9]), "baseline_")
     assert ham_heavy["f1"] == pytest.approx(2 / 3) and ham_heavy["precision"] == 0.5  # spam's, not ham's 0.8
     logged = tracking.get_run(run.info.run_id).data.metrics
     assert {f"test_{name}" for name in scores} | {"test_f1_score", "test_true_positives"} <= set(logged)
@@ -288,6 +311,35 @@ def test_validate_evaluates_through_mlflow_with_spam_as_positive_in_the_active_r
     assert [a.path for a in tracking.list_artifacts(run.info.run_id)] == ["test_confusion_matrix.png"]
     assert len(tracking.search_runs([run.info.experiment_id])) == 2  # evaluate made no runs of its own
     assert other.info.run_id != run.info.run_id
+
+
+def test_validate_evaluates_more_classes_macro_with_each_class_and_their_confusion_matrix(tracking):
+    task = Task(("billing", "bug", "praise"))
+    probabilities = np.array([[.8, .1, .1], [.7, .2, .1], [.1, .8, .1], [.5, .4, .1], [.1, .1, .8], [.1, .5, .4]])
+    with mlflow.start_run() as run:
+        scores = evaluation.evaluate(task, list("abcdef"), [0, 0, 1, 1, 2, 2], [0, 0, 1, 0, 2, 1], probabilities,
+                                     "test_")
+    assert scores["f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3) == scores["macro_f1"]  # MLflow's macro F1
+    assert scores["roc_auc"] == pytest.approx((1 + 7 / 8 + 1) / 3) and scores["recall_bug"] == 0.5
+    logged = tracking.get_run(run.info.run_id).data.metrics
+    assert logged["test_f1_score"] == pytest.approx(scores["f1"]) and logged["test_f1_praise"] == pytest.approx(2 / 3)
+    assert [a.path for a in tracking.list_artifacts(run.info.run_id)] == ["test_confusion_matrix.png",
+                                                                         "test_per_class_metrics.json"]
+
+
+def test_gate_of_another_task_reads_its_f1_and_needs_no_checks():
+    task = Task(("billing", "bug", "praise"))
+    assert rejection_reason({"accuracy": 0.97, "f1": 0.7}, None, task, **GATE, baseline_f1=0.8) == \
+        "test macro F1 0.7000 < min_f1 0.85; test macro F1 0.7000 < baseline (TF-IDF + linear SVM) F1 0.8000 " \
+        "+ min_margin_over_baseline 0"
+    assert rejection_reason({"accuracy": 0.97, "f1": 0.9}, None, task, **GATE) is None
+
+
+def test_a_checks_file_with_labels_not_of_the_task_is_one_line(tmp_path):
+    path = write(tmp_path / "mine.csv", "text,label\nlunch at 1?,ham\nclick this link,phishing\n")
+    with pytest.raises(PipelineError, match=r"^checks file .*mine.csv has labels the task does not know: "
+                                            r"'phishing' 1; the task's labels are ham, spam$"):
+        gate.read_checks(str(path), SMS)
 
 
 def versions(client, count):
@@ -342,7 +394,8 @@ def test_promotion_gives_up_in_one_line_when_the_alias_never_settles(tracking, m
 
 
 def test_reuse_never_takes_a_step_of_another_main_that_is_still_logging(tracking):
-    parameters = {"dataset": "sms.tsv", "text_column": "text", "label_column": "label", "test_size": 0.2,
+    parameters = {"dataset": "sms.tsv", "text_column": "text", "label_column": "label", "labels": "ham,spam",
+                  "positive_label": "spam", "test_size": 0.2,
                   "validation_size": 0.1, "seed": 22}
     experiment = tracking.get_experiment_by_name("tests").experiment_id
 

@@ -1,4 +1,5 @@
-"""Shared plumbing for the entry points: reading and splitting data (data) from a file, URI or
-the Hub (sources), the promotion gate (gate) and its baseline (baseline), scoring a registered
-model (scoring), metrics, MLflow runs and URIs (tracking), loading from a folder or the Hub
-(hub), and the user-error type (errors). No module here is an entry point."""
+"""The plumbing between the core and MLflow: the step's run and its URIs (tracking), where data
+comes from (sources), the options made from the recipe (cli), launching training processes
+(launch), resuming a killed training (resumable), scoring a registered model (scoring), MLflow's
+evaluation and thresholds (evaluation), and the registry's aliases (promotion). No module here
+is an entry point, and none holds the pipeline's logic: that is steps/core."""

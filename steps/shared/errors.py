@@ -1,5 +1,2 @@
-"""The one exception type for a user's mistake: bad data, a wrong path, a failed gate."""
-
-
-class PipelineError(Exception):
-    """A problem the user can fix. The message is one line: what is wrong and how to fix it."""
+"""TEMPORARY re-export while the core moves (to be removed): use steps.core.errors."""
+from steps.core.errors import PipelineError  # noqa: F401

@@ -1,49 +1,84 @@
-"""Scores on the test split through MLflow's classifier evaluator (`mlflow.models.evaluate`).
+"""Scores on the test split through MLflow's classifier evaluator (`mlflow.models.evaluate`), and
+the gate's rules checked through MLflow's MetricThresholds.
 
 The evaluator scores predictions given as a column (no model call: the project's own batched
-scoring made them). It logs its standard metrics with a prefix (`test_f1_score`,
-`test_true_positives`, ...) and its confusion matrix (`<prefix>confusion_matrix.png`) into the
-active run. It draws ROC and precision-recall curves only from the `predict_proba` of a raw
-scikit-learn or XGBoost model, so ROC AUC from p(spam) is an extra metric here. The project's
-shorter names (`test_f1`, ...) are logged beside MLflow's so that older runs stay comparable.
+scoring made them), told the label list, the positive label of a binary task (MLflow otherwise
+guesses one, mlflow#12790) and macro averaging for more classes. It logs its standard metrics
+with a prefix (`test_f1_score`, ...) and its N x N confusion matrix
+(`<prefix>confusion_matrix.png`) into the active run; for more classes, its per-class table
+(`<prefix>per_class_metrics.json`: MLflow logs it unprefixed, so each evaluation would
+overwrite the last). It draws ROC curves only from a raw
+scikit-learn model's `predict_proba`, so ROC AUC (the positive class's, or one-vs-rest for
+more classes) is an extra metric over a column of class probabilities. The project's shorter
+names (`test_f1`, ...) and each class's precision, recall and F1 are logged beside MLflow's.
 """
 
+import logging
+
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.metrics import MetricValue
-from mlflow.models import make_metric
-from sklearn.metrics import roc_auc_score
+from mlflow.models import EvaluationResult, MetricThreshold, make_metric
+from mlflow.models.evaluation.validation import ModelValidationFailedException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from steps.shared import data
+from steps.core import metrics
+from steps.core.gate import Rule
+from steps.core.task import Task
 
 # the project's metric name -> the evaluator's
 PROJECT_NAMES = {"accuracy": "accuracy_score", "precision": "precision_score", "recall": "recall_score",
                  "f1": "f1_score", "roc_auc": "roc_auc"}
-LABEL_NAMES = list(data.LABELS)  # ids 0, 1 -> ham, spam
+
+logging.getLogger("mlflow.models.evaluation.validation").setLevel(logging.WARNING)  # two INFO lines a rule
 
 
-def roc_auc(predictions, targets, spam_score) -> MetricValue:
-    """MLflow passes arguments by parameter name (`spam_score` is a column of the data); with two
-    parameters it would pass its own (eval_df, metrics) instead, so `predictions` stays, unused."""
-    is_spam = (targets == data.POSITIVE_LABEL).to_numpy()
-    # None with one class only, as in the evaluator's trial on the first row: not logged, no warning
-    value = float(roc_auc_score(is_spam, spam_score)) if len(set(is_spam)) == 2 else None
-    return MetricValue(aggregate_results={"roc_auc": value})
+def roc_auc_metric(task: Task):
+    def roc_auc(predictions, targets, probabilities) -> MetricValue:
+        """MLflow passes arguments by parameter name (`probabilities` is a column of the data); with
+        two parameters it would pass its own (eval_df, metrics) instead, so `predictions` stays, unused."""
+        ids = targets.map(task.label2id).to_numpy()
+        # None with a class missing, as in the evaluator's trial on the first row: not logged, no warning
+        return MetricValue(aggregate_results={"roc_auc": metrics.roc_auc(task, ids, np.stack(probabilities))})
+    return make_metric(eval_fn=roc_auc, greater_is_better=True, name="roc_auc")
 
 
-ROC_AUC = make_metric(eval_fn=roc_auc, greater_is_better=True, name="roc_auc")
-
-
-def evaluate(texts, labels, predicted, spam_score, prefix: str) -> dict[str, float]:
-    """Evaluate label ids `predicted` (and a spam score that ranks messages) against `labels` into
-    the active run, metric names prefixed; the project's metrics by their short names."""
-    frame = pd.DataFrame({"text": list(texts), "label": [LABEL_NAMES[i] for i in labels],
-                          "predicted": [LABEL_NAMES[i] for i in predicted], "spam_score": spam_score})
-    result = mlflow.models.evaluate(
-        data=frame, targets="label", predictions="predicted", model_type="classifier", extra_metrics=[ROC_AUC],
-        evaluator_config={"metric_prefix": prefix, "pos_label": data.POSITIVE_LABEL, "label_list": LABEL_NAMES,
-                          "log_model_explainability": False})  # SHAP needs a model, and numeric labels
+def evaluate(task: Task, texts, labels, predicted, probabilities, prefix: str) -> dict[str, float]:
+    """Evaluate label ids `predicted` (with the class probabilities) against `labels` into the
+    active run, metric names prefixed; the project's metrics by their short names."""
+    frame = pd.DataFrame({"text": list(texts), "label": [task.labels[i] for i in labels],
+                          "predicted": [task.labels[i] for i in predicted],
+                          "probabilities": list(np.asarray(probabilities))})
+    config = {"metric_prefix": prefix, "label_list": list(task.labels), "log_model_explainability": False}
+    config.update({"pos_label": task.positive_label} if task.is_binary else {"average": task.average})
+    result = mlflow.models.evaluate(data=frame, targets="label", predictions="predicted", model_type="classifier",
+                                    extra_metrics=[roc_auc_metric(task)], evaluator_config=config)
+    if "per_class_metrics" in result.artifacts:  # more than two classes: MLflow's table, logged without the prefix
+        mlflow.log_table(result.artifacts["per_class_metrics"].content, f"{prefix}per_class_metrics.json")
+        get_artifact_repository(mlflow.get_artifact_uri()).delete_artifacts("per_class_metrics.csv")
     scores = {short: float(result.metrics[prefix + name]) for short, name in PROJECT_NAMES.items()
               if prefix + name in result.metrics}
-    mlflow.log_metrics({prefix + short: value for short, value in scores.items() if short != PROJECT_NAMES[short]})
+    per_class = metrics.classification_metrics(task, labels, predicted)
+    scores.update({key: value for key, value in per_class.items() if key not in scores})
+    mlflow.log_metrics({prefix + short: value for short, value in scores.items()
+                        if short != PROJECT_NAMES.get(short)})
     return scores
+
+
+def rejection_reason(rules: list[Rule], version_metrics: dict) -> str | None:
+    """Why a version may not become champion (one line), or None when it may. Each rule is
+    validated on its own: several rules read the F1, and MLflow's failure message names no rule.
+
+    The baseline and the champion are plain thresholds: MetricThreshold's `min_absolute_change`
+    must be positive, so neither "no worse than the champion" nor a negative margin is a change,
+    and MLflow compares a baseline result's metric of the same name, which prefixes rule out."""
+    result = EvaluationResult(metrics=version_metrics, artifacts={})
+    reasons = []
+    for rule in rules:
+        try:
+            mlflow.validate_evaluation_results(
+                {rule.metric: MetricThreshold(threshold=float(rule.at_least), greater_is_better=True)}, result)
+        except ModelValidationFailedException:
+            reasons.append(rule.reason)
+    return "; ".join(reasons) or None

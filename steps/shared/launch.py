@@ -12,7 +12,7 @@ import torch
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ and no alias is written after it.
 
 from mlflow.exceptions import MlflowException
 
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
 
 CHAMPION_ALIAS = "champion"
 STATUS_TAG = "validation_status"  # passed or rejected

@@ -1,5 +1,14 @@
-"""Scoring a registered text classifier: loading it, and its predictions as label ids and
-p(spam), batched in length order so that each batch pads little."""
+"""Scoring a registered text classifier: loading it with every class's score, its task, and its
+predictions as label ids and class probabilities, batched in length order so that each batch
+pads little.
+
+A registered model answers `label` and `score` (of that label). Loaded with the model_config
+override CLASS_SCORES, MLflow's transformers pyfunc (and this project's ONNX one) answers every
+class instead: K columns 0..K-1, each a {"label", "score"} pair, best first. That is what
+validate and predict read, so that ROC AUC and `score_<label>` have every class's probability.
+"""
+
+import ast
 
 import mlflow
 import numpy as np
@@ -7,16 +16,29 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.utils.models import get_model_name_and_version
 
-from steps.shared import data
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
+from steps.core.task import Task
+
+CLASS_SCORES = {"top_k": None}  # the text-classification pipeline's own switch for every class's score
+TASK_METADATA = "classifier_task"  # the model's metadata key of its task (MLflow's own `task` names the pipeline)
 
 
 def load_model(uri: str):
+    """The pyfunc model at `uri`, answering every class's score (CLASS_SCORES)."""
     try:
-        return mlflow.pyfunc.load_model(uri)
-    except (MlflowException, OSError) as err:
-        raise PipelineError(f"cannot load model '{uri}' ({str(err).splitlines()[0][:160]}): "
+        return mlflow.pyfunc.load_model(uri, model_config=CLASS_SCORES)
+    except (MlflowException, OSError, PipelineError) as err:
+        raise PipelineError(f"cannot load model '{uri}' ({str(err).splitlines()[0][:200]}): "
                             "pass a registered version, e.g. models:/spam-classifier/1") from None
+
+
+def model_task(uri: str) -> Task:
+    """The task register stored in the model's metadata (read from its MLmodel file alone)."""
+    task = (mlflow.models.get_model_info(uri).metadata or {}).get(TASK_METADATA)
+    if task is None:
+        raise PipelineError(f"model '{uri}' records no task (labels): it was not registered by this project's "
+                            "register step; register its checkpoint again")
+    return Task.from_dict(task)
 
 
 def registered_version(client, model_uri: str) -> tuple[str, str]:
@@ -42,17 +64,27 @@ def predict_in_length_order(predict_batch, texts) -> pd.DataFrame:
     return output.iloc[np.argsort(order)].reset_index(drop=True)
 
 
-def label_ids_and_spam_probability(output: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """A classifier's rows of `label` (ham/spam) and `score` (of that label) as ids and p(spam)."""
-    unknown = set(output["label"]) - set(data.LABELS)
-    if unknown:
-        raise PipelineError(f"the model predicts labels {sorted(unknown)}, not {sorted(data.LABELS)}: "
-                            "register a checkpoint trained by this project's train step")
-    is_spam = (output["label"] == data.POSITIVE_LABEL).to_numpy()
-    return is_spam.astype(int), np.where(is_spam, output["score"], 1 - output["score"]).astype(float)
+def class_probabilities(rows, task: Task) -> np.ndarray:
+    """Rows of {"label", "score"} pairs (any order) as a matrix of probabilities in the task's order."""
+    probabilities = np.zeros((len(rows), len(task.labels)))
+    for i, pairs in enumerate(rows):
+        for pair in pairs:
+            if pair["label"] not in task.label2id:
+                raise PipelineError(f"the model answers label '{pair['label']}', not one of the task's "
+                                    f"({', '.join(task.labels)}): register a checkpoint trained on this task")
+            probabilities[i, task.label2id[pair["label"]]] = pair["score"]
+    return probabilities
 
 
-def predict(predict_batch, texts) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted label ids and spam probabilities from a text classifier's batch function
-    (a pyfunc model's `predict`, or a pipeline's call): rows of `label` and `score`."""
-    return label_ids_and_spam_probability(predict_in_length_order(predict_batch, texts))
+def from_spark(rows, task: Task) -> np.ndarray:
+    """class_probabilities of what spark_udf answers with result_type array<string>: MLflow turns
+    each {"label", "score"} cell into its Python literal (its struct conversion looks the answer's
+    columns up by name, and they are numbered)."""
+    return class_probabilities([[ast.literal_eval(cell) for cell in row] for row in rows], task)
+
+
+def predict(predict_batch, texts, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted label ids and class probabilities from a model loaded with load_model."""
+    output = predict_in_length_order(predict_batch, texts)
+    probabilities = class_probabilities(output.to_numpy().tolist(), task)
+    return probabilities.argmax(axis=1), probabilities

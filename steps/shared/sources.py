@@ -10,7 +10,8 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
 from mlflow.exceptions import MlflowException
 
-from steps.shared import data, hub, tracking
+from steps.core import data, hub
+from steps.shared import tracking
 
 
 def is_remote_uri(dataset: str) -> bool:

@@ -20,7 +20,7 @@ from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
 from mlflow.utils.rest_utils import http_request
 
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # steps/shared/tracking.py -> the project
 OUTPUT_TAG = "output_uri"  # what `main` reads back from a finished step to feed the next

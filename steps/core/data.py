@@ -1,5 +1,5 @@
-"""Pure data functions for `prepare`: read a table, find its columns, normalise labels,
-drop empty and repeated texts, split stratified. No MLflow, no command line."""
+"""Pure data functions for `prepare`: read a table, find its columns, name its labels, drop
+empty and repeated texts, split stratified. No MLflow, no command line."""
 
 import csv
 import json
@@ -8,10 +8,8 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from steps.shared.errors import PipelineError
-
-LABELS = {"ham": 0, "spam": 1}  # stored with the splits as label_map.json
-POSITIVE_LABEL = "spam"
+from steps.core.errors import PipelineError
+from steps.core.task import Task, check_splittable, label_names
 
 # Column names seen in public copies of the SMS spam data (Hub, UCI, Kaggle's spam.csv).
 TEXT_COLUMNS = ("text", "sms", "message", "messages", "content", "body", "v2")
@@ -94,32 +92,10 @@ def find_columns(columns, text_column: str = "", label_column: str = "") -> tupl
             pick_column(columns, label_column, LABEL_COLUMNS, "label", "label_column"))
 
 
-def normalise_labels(labels: pd.Series) -> pd.Series:
-    """ham/spam in any case, or 0/1 (numbers, strings or booleans), as integers 0/1."""
-    def to_int(value):
-        key = str(value).strip().lower()
-        if key in LABELS:
-            return LABELS[key]
-        if key in ("0", "1", "0.0", "1.0", "false", "true"):
-            return int(key in ("1", "1.0", "true"))
-        return None
-
-    numeric = [to_int(value) for value in labels]
-    unknown = sorted({str(v) for v, n in zip(labels, numeric) if n is None})
-    if unknown:
-        shown = ", ".join(repr(v) for v in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        raise PipelineError(f"unexpected labels {shown}: labels must be ham/spam or 0/1 "
-                            "(set label_column if the wrong column was picked)")
-    return pd.Series(numeric, index=labels.index, dtype="int64")
-
-
 def normalise(table: pd.DataFrame, text_column: str = "", label_column: str = "") -> pd.DataFrame:
-    """A two-column frame: `text` (str) and `label` (0 ham, 1 spam)."""
+    """A two-column frame: `text` (str) and `label` (the label's name, see task.label_names)."""
     text_col, label_col = find_columns(table.columns, text_column, label_column)
-    return pd.DataFrame({
-        "text": table[text_col].fillna("").astype(str),
-        "label": normalise_labels(table[label_col]),
-    })
+    return pd.DataFrame({"text": table[text_col].fillna("").astype(str), "label": label_names(table[label_col])})
 
 
 def drop_empty_and_repeated(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -140,23 +116,14 @@ def split_stratified(frame: pd.DataFrame, test_size: float, validation_size: flo
     if not (0 < test_size < 1 and 0 < validation_size < 1 and test_size + validation_size < 1):
         raise PipelineError(f"test_size ({test_size}) and validation_size ({validation_size}) must be "
                             "fractions above 0 whose sum is below 1")
-    class_counts = frame["label"].value_counts()
-    balance = ", ".join(f"{name} {int(class_counts.get(i, 0))}" for name, i in LABELS.items())
-    too_few = PipelineError(f"{len(frame)} rows ({balance}) are too few to split stratified into "
-                            "train/validation/test: each split needs both classes; add data or raise "
-                            "test_size/validation_size")
-    if class_counts.min() < 3 or len(class_counts) < len(LABELS):
-        raise too_few
-    try:
-        rest, test = train_test_split(frame, test_size=test_size, stratify=frame["label"], random_state=seed)
-        train, validation = train_test_split(rest, test_size=validation_size / (1 - test_size),
-                                             stratify=rest["label"], random_state=seed)
-    except ValueError:
-        raise too_few from None
+    check_splittable(frame["label"].value_counts(), test_size, validation_size)
+    rest, test = train_test_split(frame, test_size=test_size, stratify=frame["label"], random_state=seed)
+    train, validation = train_test_split(rest, test_size=validation_size / (1 - test_size),
+                                         stratify=rest["label"], random_state=seed)
     return {name: part.reset_index(drop=True)
             for name, part in (("train", train), ("validation", validation), ("test", test))}
 
 
-def class_balance(frame: pd.DataFrame) -> dict[str, int]:
+def class_balance(frame: pd.DataFrame, task: Task) -> dict[str, int]:
     counts = frame["label"].value_counts()
-    return {name: int(counts.get(i, 0)) for name, i in LABELS.items()}
+    return {name: int(counts.get(i, 0)) for i, name in enumerate(task.labels)}

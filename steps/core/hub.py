@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
 
 # The tutorial's data set and model, by the ids the Hub serves them under (the bare
 # `sms_spam` and `distilbert-base-uncased` only resolve through redirects).

@@ -1,0 +1,97 @@
+"""The promotion gate's rules: behaviour checks read as pass rates per capability, and the
+thresholds a version must meet to become champion, each with the reason it gives should it
+fail. Pure: the plumbing checks them through MLflow (steps/shared/evaluation.py).
+
+Behaviour checks follow CheckList (Ribeiro et al., ACL 2020): messages grouped by the
+capability they test, read as failure rates rather than all-or-nothing. The SMS suite
+(steps/checks/behaviour.csv) is the default for the ham/spam task only; other tasks are
+gated on checks when a checks file is given.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from steps.core import baseline, data
+from steps.core.task import Task, metric_key
+
+SMS_CHECKS = str(Path(__file__).resolve().parents[1] / "checks" / "behaviour.csv")  # steps/checks/
+UNGROUPED = "all"  # the capability of every row of a checks file without a capability column
+FAILED_SHOWN = 8   # failed messages named in a rejection reason; the rest are in behaviour_checks.json
+
+
+@dataclass(frozen=True)
+class Rule:
+    metric: str     # a key of the version's metrics
+    at_least: float
+    reason: str     # in the project's words, should the metric fall below
+
+
+def default_checks(task: Task) -> str | None:
+    return SMS_CHECKS if task.is_sms_spam else None
+
+
+def read_checks(path: str, task: Task) -> pd.DataFrame:
+    """A checks file (CSV/JSON/Parquet of text, expected label and optional capability) as
+    `text`, `label` (the task's ids) and `capability` columns."""
+    table = data.read_table(path, "checks")
+    checks = data.normalise(table)
+    capability = table["capability"].astype(str) if "capability" in table.columns else UNGROUPED
+    return checks.assign(label=task.ids(checks["label"], f"checks file {path}"), capability=capability)
+
+
+def check_results(checks: pd.DataFrame, predicted, probabilities, task: Task) -> pd.DataFrame:
+    """Each check with what the model predicted, its probability of each class, and whether it was expected."""
+    scores = pd.DataFrame(np.asarray(probabilities), columns=[f"score_{metric_key(label)}" for label in task.labels])
+    return pd.concat([pd.DataFrame({
+        "text": checks["text"].to_numpy(), "capability": checks["capability"].to_numpy(),
+        "expected": checks["label"].map(task.id2label).to_numpy(), "predicted": [task.labels[p] for p in predicted],
+        "passed": checks["label"].to_numpy() == np.asarray(predicted)}), scores], axis=1)
+
+
+def metric_name(capability: str) -> str:
+    return "checks_pass_rate_" + re.sub(r"[^0-9A-Za-z_.-]+", "_", capability)
+
+
+def pass_rates(results: pd.DataFrame) -> dict[str, float]:
+    """`checks_pass_rate` overall and `checks_pass_rate_<capability>` for each capability."""
+    rates = {"checks_pass_rate": float(results["passed"].mean())}
+    rates.update({metric_name(capability): float(group.mean())
+                  for capability, group in results.groupby("capability", sort=True)["passed"]})
+    return rates
+
+
+def failed_checks(results: pd.DataFrame) -> str:
+    failed = results[~results["passed"]]
+    shown = [f"'{text[:40]}...' ({capability}, expected {expected})"
+             for text, capability, expected in failed[["text", "capability", "expected"]].head(FAILED_SHOWN).itertuples(
+                 index=False)]
+    more = len(failed) - len(shown)
+    return ", ".join(shown) + (f" and {more} more (see behaviour_checks.json)" if more > 0 else "")
+
+
+def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, *, min_accuracy: float, min_f1: float,
+          min_check_pass_rate: float, baseline_f1: float | None = None, min_margin_over_baseline: float = 0.0,
+          champion_f1: float | None = None, champion_version: str | None = None) -> list[Rule]:
+    """The gate: checks (when there are any), the thresholds, the baseline plus the margin, and no
+    worse than the champion on the same split. The F1 is the task's (`task.f1_name`)."""
+    accuracy, f1, f1_name = scores["accuracy"], scores["f1"], task.f1_name
+    gate = []
+    if check_results is not None:
+        rate, passed = float(check_results["passed"].mean()), int(check_results["passed"].sum())
+        gate.append(Rule("checks_pass_rate", min_check_pass_rate,
+                         f"behaviour checks passed {passed}/{len(check_results)} ({rate:.1%}) < min_check_pass_rate "
+                         f"{min_check_pass_rate:g}; failed: {failed_checks(check_results)}"))
+    gate += [Rule("accuracy", min_accuracy, f"test accuracy {accuracy:.4f} < min_accuracy {min_accuracy}"),
+             Rule("f1", min_f1, f"test {f1_name} {f1:.4f} < min_f1 {min_f1}")]
+    if baseline_f1 is not None:
+        gate.append(Rule("f1", baseline_f1 + min_margin_over_baseline,
+                         f"test {f1_name} {f1:.4f} < baseline ({baseline.NAME}) F1 {baseline_f1:.4f} "
+                         f"+ min_margin_over_baseline {min_margin_over_baseline:g}"))
+    if champion_f1 is not None:
+        gate.append(Rule("f1", champion_f1,
+                         f"test {f1_name} {f1:.4f} < champion (version {champion_version}) {champion_f1:.4f}"))
+    return gate

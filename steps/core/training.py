@@ -1,0 +1,122 @@
+"""The training core: fine-tune a pretrained encoder on tokenized splits with the HF Trainer,
+the way accelerate's nlp_example reads: one top-down function, every setting from the Recipe.
+No MLflow, no command line: the Trainer reports to MLflow when `report_to="mlflow"`, and the
+callbacks the caller passes log whatever else."""
+
+import datetime
+import math
+import time
+from pathlib import Path
+
+from datasets import load_from_disk
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, PrinterCallback,
+                          Trainer, TrainerCallback, TrainingArguments, set_seed)
+
+from steps.core import hardware, hub
+from steps.core.errors import PipelineError
+from steps.core.metrics import trainer_metrics
+from steps.core.recipe import Recipe
+from steps.core.task import FILE as TASK_FILE, Task, read_task
+
+
+class ProgressLines(TrainerCallback):
+    """One readable line at most every `every_s` seconds: epoch, step, loss and the time left;
+    and each epoch's validation scores. (The Trainer's own printer shows raw dicts, and a
+    progress bar turns to noise in a log file.)"""
+
+    def __init__(self, every_s: float = 10.0):
+        self.every_s, self.start, self.last = every_s, 0.0, 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = self.last = time.monotonic()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:  # one voice, whatever the number of processes
+            return
+        logs, now = logs or {}, time.monotonic()
+        epochs = args.num_train_epochs
+        if "eval_f1" in logs:
+            print(f"epoch {state.epoch:.0f}/{epochs:g} validation: " + ", ".join(
+                f"{key[5:]} {logs[key]:.4f}" for key in ("eval_loss", "eval_accuracy", "eval_f1", "eval_macro_f1")
+                if key in logs), flush=True)
+        elif "loss" in logs and (now - self.last >= self.every_s or state.global_step == 1):
+            self.last = now
+            steps_per_epoch = state.max_steps / epochs
+            epoch = min(int(state.global_step // steps_per_epoch), math.ceil(epochs) - 1)  # counting from 0
+            elapsed = now - self.start
+            left = elapsed / state.global_step * (state.max_steps - state.global_step)
+            print(f"epoch {epoch + 1}/{epochs:g} step "
+                  f"{state.global_step - epoch * steps_per_epoch:.0f}/{steps_per_epoch:.0f} "
+                  f"({state.global_step / state.max_steps:.0%} of training), loss {logs['loss']:.4f}; "
+                  f"{datetime.timedelta(seconds=round(elapsed))} elapsed, "
+                  f"about {datetime.timedelta(seconds=round(left))} left", flush=True)
+
+
+def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str, recipe: Recipe, *,
+              report_to: str = "none", callbacks=(), resume_from: str | None = None) -> Trainer:
+    """Train, evaluating and checkpointing each epoch; the best epoch by the task's validation F1
+    (the positive class's, or macro) is loaded at the end.
+    resume_from: a Trainer checkpoint folder to go on from (weights, optimizer, scheduler, RNG, state).
+
+    device "auto" takes a GPU (or Apple's MPS) when there is one, else the CPU; "cpu" forces the CPU.
+    """
+    on_cpu = recipe.device == "cpu" or not hardware.has_accelerator()
+    precision = hardware.pick_precision(recipe.precision, on_cpu)
+    set_seed(recipe.seed)  # the new classification head is drawn at loading, before the Trainer seeds anything
+    model = hub.load_pretrained(
+        lambda name: AutoModelForSequenceClassification.from_pretrained(
+            name, num_labels=len(task.labels), label2id=task.label2id, id2label=task.id2label),
+        model_name, "model")
+    args = TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=recipe.epochs,
+        per_device_train_batch_size=recipe.batch_size,
+        per_device_eval_batch_size=recipe.eval_batch_size,
+        learning_rate=recipe.learning_rate,
+        weight_decay=recipe.weight_decay,
+        warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of all steps
+        seed=recipe.seed,
+        use_cpu=on_cpu,
+        bf16=precision == "bf16",  # autocast: weights stay fp32
+        fp16=precision == "fp16",
+        # Batches of similar lengths waste little on padding.
+        train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,  # with load_best_model_at_end the best is kept as well
+        save_on_each_node=True,
+        # Several processes: the loss is already a mean over each batch's messages; averaging "tokens"
+        # across processes would multiply it by their number. And every weight gets a gradient.
+        average_tokens_across_devices=False,
+        ddp_find_unused_parameters=False,  # every machine reloads the best epoch at the end, from its own disk
+        load_best_model_at_end=True,
+        metric_for_best_model="f1",
+        logging_strategy="steps",
+        logging_steps=10,
+        logging_first_step=True,
+        report_to=report_to,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),  # pad each batch to its longest message
+        compute_metrics=trainer_metrics(task),
+    )
+    trainer.remove_callback(PrinterCallback)
+    for callback in (ProgressLines(), *callbacks):
+        trainer.add_callback(callback)
+    trainer.train(resume_from_checkpoint=resume_from)
+    return trainer
+
+
+def read_tokenized(folder: Path):
+    """tokenize's output folder: the tokenized splits, the tokenizer and the task."""
+    if not (folder / "dataset").is_dir() or not (folder / "tokenizer").is_dir() or not (folder / TASK_FILE).exists():
+        raise PipelineError(f"{folder} has no dataset/, tokenizer/ and {TASK_FILE}: pass the output URI of "
+                            "tokenize as tokenized")
+    return (load_from_disk(str(folder / "dataset")), AutoTokenizer.from_pretrained(str(folder / "tokenizer")),
+            read_task(folder))
