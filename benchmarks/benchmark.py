@@ -23,13 +23,14 @@ model and split; print speed, test quality and behaviour-check pass rates, mean 
    - the metric: scikit-learn's accuracy and spam F1 in place of `evaluate.load("accuracy")`,
      which downloads its code from the Hub; MLflow logging off for both recipes (the
      notebook's autologging is MLflow's cost, not the recipe's).
-2. ours: `steps.train.fine_tune` with the `train` step's defaults (or --set overrides), the
+2. ours: `steps.core.training.fine_tune` with the Recipe's defaults (or --set overrides), the
    tokenize step's batched tokenization, and validate's length-ordered scoring at the
    inference batch size.
 
 Both score the same test split and the behaviour checks `validate` gates on.
 """
 
+import dataclasses
 import platform
 import statistics
 import tempfile
@@ -43,16 +44,18 @@ from datasets import Dataset, DatasetDict
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, pipeline,
                           set_seed)
 
-from steps import prepare, tokenize, train
-from steps.shared import data, gate, hardware
-from steps.shared.metrics import classification_metrics, trainer_metrics
+from steps import prepare, tokenize
+from steps.core import data, gate, hardware
+from steps.core.metrics import classification_metrics, trainer_metrics
+from steps.core.recipe import FIELDS, Recipe
+from steps.core.training import fine_tune
 from steps.shared.scoring import predict
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where both recipes train and score
 TUTORIAL_SHUFFLE_SEED = 22  # the notebook's `seed = 22`, used for .shuffle()
 
 
-def tutorial_recipe(splits, model, epochs, seed, workdir):
+def tutorial_recipe(splits, task, model, epochs, seed, workdir):
     tokenizer = AutoTokenizer.from_pretrained(model)
 
     def tokenize_function(examples):
@@ -64,55 +67,57 @@ def tutorial_recipe(splits, model, epochs, seed, workdir):
         seed=TUTORIAL_SHUFFLE_SEED)
     set_seed(seed)
     classifier = AutoModelForSequenceClassification.from_pretrained(
-        model, num_labels=2, label2id=data.LABELS, id2label={i: n for n, i in data.LABELS.items()})
+        model, num_labels=len(task.labels), label2id=task.label2id, id2label=task.id2label)
     args = TrainingArguments(output_dir=workdir, eval_strategy="epoch", per_device_train_batch_size=8,
                              per_device_eval_batch_size=8, logging_steps=8, num_train_epochs=epochs, seed=seed)
     trainer = Trainer(model=classifier, args=args, train_dataset=train_tokenized, eval_dataset=eval_tokenized,
-                      compute_metrics=trainer_metrics)
+                      compute_metrics=trainer_metrics(task))
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start
     tuned = pipeline(task="text-classification", model=trainer.model, batch_size=8, tokenizer=tokenizer,
                      device=DEVICE)
+    # the notebook's own call for its scores; every class's score (top_k=None) for the behaviour checks
     return {"train_s": train_seconds, "in_length_order": False,
-            "predict_batch": lambda texts: pd.DataFrame(tuned(texts))}
+            "predict_batch": lambda texts: pd.DataFrame(tuned(texts)),
+            "class_scores": lambda texts: pd.DataFrame(tuned(texts, top_k=None))}
 
 
-def our_recipe(splits, model, epochs, seed, workdir, settings):
+def our_recipe(splits, task, model, epochs, seed, workdir, settings: Recipe):
     tokenizer = tokenize.load_tokenizer(model)
     tokenized, _ = tokenize.tokenize_splits(splits, tokenizer, 128)
     start = time.perf_counter()
-    trainer = train.fine_tune(tokenized, tokenizer, model, data.LABELS, workdir,
-                              **{**settings, "epochs": epochs, "seed": seed})
+    trainer = fine_tune(tokenized, tokenizer, model, task, workdir,
+                        dataclasses.replace(settings, epochs=epochs, seed=seed))
     train_seconds = time.perf_counter() - start
     tuned = pipeline("text-classification", model=trainer.model, tokenizer=tokenizer,
-                     batch_size=settings["eval_batch_size"], device=DEVICE)
-    return {"train_s": train_seconds, "in_length_order": True,
-            "predict_batch": lambda texts: pd.DataFrame(tuned(texts))}
+                     batch_size=settings.eval_batch_size, device=DEVICE)
+    class_scores = lambda texts: pd.DataFrame(tuned(texts, top_k=None))  # noqa: E731 (validate's scoring)
+    return {"train_s": train_seconds, "in_length_order": True, "predict_batch": class_scores,
+            "class_scores": class_scores}
 
 
-def score(result, texts, labels) -> dict:
+def score(result, task, texts, labels) -> dict:
     """Test metrics and scoring speed: length-ordered for ours (as validate), input order for the tutorial."""
     texts = list(texts)
     start = time.perf_counter()
     if result["in_length_order"]:
-        predicted, spam_probability = predict(result["predict_batch"], texts)
+        predicted, probabilities = predict(result["predict_batch"], texts, task)
     else:
-        output = result["predict_batch"](texts)
-        predicted = output["label"].map(data.LABELS).to_numpy()
-        spam_probability = None
+        predicted, probabilities = result["predict_batch"](texts)["label"].map(task.label2id).to_numpy(), None
     seconds = time.perf_counter() - start
-    return {**classification_metrics(labels, predicted, spam_probability), "score_rate": len(texts) / seconds}
+    return {**classification_metrics(task, labels, predicted, probabilities), "score_rate": len(texts) / seconds}
 
 
-def parse_settings(overrides) -> dict:
-    """train.DEFAULTS with `key=value` overrides, each parsed as its default's type."""
-    settings = dict(train.DEFAULTS)
+def parse_recipe(overrides) -> Recipe:
+    """The Recipe with `key=value` overrides, each parsed as its field's type."""
+    values = {}
     for item in overrides:
         key, value = item.split("=", 1)
-        default = train.DEFAULTS[key]
-        settings[key] = value.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(value)
-    return settings
+        kind = FIELDS[key].type
+        values[key] = value.lower() in ("1", "true", "yes") if kind in (bool, "bool") else \
+            {"int": int, "float": float, "str": str}.get(kind, kind)(value)
+    return Recipe(**values)
 
 
 def spread(values, digits) -> str:
@@ -128,10 +133,10 @@ def spread(values, digits) -> str:
 @click.option("--skip-tutorial", is_flag=True, help="Train only this project's recipe.")
 @click.option("--set", "overrides", multiple=True, help="Override a train setting of ours, e.g. --set batch_size=8.")
 def main(data_path, model, epochs, seeds, split_seed, skip_tutorial, overrides):
-    _, frames, _ = prepare.prepare(data.read_table(data_path), "", "", 0.2, 0.1, split_seed)
+    _, task, frames, _ = prepare.prepare(data.read_table(data_path), "", "", "", "", 0.2, 0.1, split_seed)
     splits = DatasetDict({name: Dataset.from_pandas(frame, preserve_index=False) for name, frame in frames.items()})
-    test, checks = frames["test"], gate.read_checks(gate.DEFAULT_CHECKS)
-    settings = parse_settings(overrides)
+    test, checks = frames["test"], gate.read_checks(gate.SMS_CHECKS, task)
+    settings = parse_recipe(overrides)
     seeds = [int(seed) for seed in seeds.split(",")]
     where = torch.cuda.get_device_name() if DEVICE == "cuda" else \
         f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
@@ -139,18 +144,20 @@ def main(data_path, model, epochs, seeds, split_seed, skip_tutorial, overrides):
           f"{hardware.pick_precision('auto', on_cpu=DEVICE == 'cpu')}")
     print(f"data: split seed {split_seed}: train {len(frames['train'])}, validation {len(frames['validation'])}, "
           f"test {len(test)}; epochs {epochs:g}; training seeds {seeds}; model {model}")
-    print("ours: " + ", ".join(f"{key}={value}" for key, value in settings.items() if key not in ("epochs", "seed")))
+    print("ours: " + ", ".join(f"{key}={value}" for key, value in dataclasses.asdict(settings).items()
+                               if key not in ("epochs", "seed")))
 
-    recipes = {"ours": lambda seed, folder: our_recipe(splits, model, epochs, seed, folder, settings)}
+    recipes = {"ours": lambda seed, folder: our_recipe(splits, task, model, epochs, seed, folder, settings)}
     if not skip_tutorial:
-        recipes = {"tutorial": lambda seed, folder: tutorial_recipe(splits, model, epochs, seed, folder), **recipes}
+        recipes = {"tutorial": lambda seed, folder: tutorial_recipe(splits, task, model, epochs, seed, folder),
+                   **recipes}
     results = {name: [] for name in recipes}
     for seed in seeds:
         for name, recipe in recipes.items():
             with tempfile.TemporaryDirectory() as tmp:
                 result = recipe(seed, str(Path(tmp, name)))
-            scores = score(result, test["text"], test["label"])
-            checked = gate.check_results(checks, *predict(result["predict_batch"], checks["text"]))
+            scores = score(result, task, test["text"], test["label"])
+            checked = gate.check_results(checks, *predict(result["class_scores"], checks["text"], task), task)
             failed = checked[~checked["passed"]]["capability"].value_counts()
             run = {"examples_per_second": len(frames["train"]) * epochs / result["train_s"],
                    "train_s": result["train_s"], **scores,

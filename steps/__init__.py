@@ -2,6 +2,7 @@
 over two layers: steps.core, the pure logic (no click, no MLflow), and steps.shared, the plumbing
 to MLflow, files and processes."""
 
+import logging
 import os
 import warnings
 
@@ -23,3 +24,20 @@ warnings.filterwarnings("ignore", message="Hint: Inferred schema contains intege
 # pyspark (for predict's Spark engine) warns on import that pandas 3 is not fully supported;
 # MLflow imports it in every step that logs a model. predict's tests compare both engines.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+
+
+class _Silenced(logging.Filter):
+    """Drops MLflow's transformers-flavor warnings that say nothing to this project's users; any other
+    warning still shows. Each, and why it says nothing here:"""
+    MESSAGES = (
+        "The model card could not be retrieved",  # register logs a local checkpoint: it has no Hub card
+        "Unable to find license information",     # the same: a local checkpoint names no licence
+        # every request sends the signature's batch_size and device, on purpose: no override is news
+        "params provided to the `predict` method will override",
+    )
+
+    def filter(self, record):
+        return not str(record.msg).startswith(self.MESSAGES)
+
+
+logging.getLogger("mlflow.transformers").addFilter(_Silenced())

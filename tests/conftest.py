@@ -4,10 +4,11 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from tests.fixtures import build_tiny_bert, messages, write_uci
+from tests.fixtures import build_tiny_bert, messages, tickets, write_uci
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -65,6 +66,25 @@ def tiny_checks(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, sms_rows):
     return build_tiny_bert(tmp_path_factory.mktemp("model") / "tiny-bert", [text for _, text in sms_rows])
+
+
+@pytest.fixture(scope="session")
+def ticket_rows():
+    return tickets()
+
+
+@pytest.fixture(scope="session")
+def ticket_file(tmp_path_factory, ticket_rows):
+    """Three kinds of support ticket as CSV: an id, the text, and the label in a column named `kind`."""
+    path = tmp_path_factory.mktemp("tickets") / "tickets.csv"
+    pd.DataFrame({"id": range(len(ticket_rows)), "body": [text for _, text in ticket_rows],
+                  "kind": [label for label, _ in ticket_rows]}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ticket_model(tmp_path_factory, ticket_rows):
+    return build_tiny_bert(tmp_path_factory.mktemp("model") / "tiny-ticket-bert", [text for _, text in ticket_rows])
 
 
 def output_of(command, *args):

@@ -79,3 +79,37 @@ def build_tiny_bert(folder: Path, texts) -> Path:
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# Support tickets of three kinds, for the multi-class tests.
+TICKETS = {
+    "billing": ["I was charged twice for my {plan} plan this {period}, please refund {amount}",
+                "Why is my {period} invoice {amount} higher than my {plan} plan price?",
+                "Please update the card on my account, the {plan} payment of {amount} failed",
+                "Can I get a receipt for the {amount} charge on my {plan} subscription?"],
+    "bug": ["The {feature} page crashes every time I click {button} on my {device}",
+            "Error 500 when I open {feature} from the {device} app since {period}",
+            "{feature} shows a blank screen after the update, tried {button} and it froze",
+            "The {button} button does nothing in {feature} on my {device}"],
+    "praise": ["Love the new {feature}, it saves me hours every {period}!",
+               "Thanks {agent}, the {feature} tips were brilliant and so quick",
+               "Great job on {feature}, my whole team on the {plan} plan is delighted",
+               "{agent} was wonderful, best support I have had, thank you!"],
+}
+TICKET_WORDS = {"plan": ["basic", "pro", "team", "family"], "period": ["month", "week", "quarter", "year"],
+                "amount": ["$10", "$25", "$99", "$4.50"], "feature": ["dashboard", "export", "search", "calendar"],
+                "button": ["save", "share", "upload", "sync"], "device": ["iPhone", "laptop", "tablet", "Android"],
+                "agent": ["Maya", "Omar", "Lena", "Raj"]}
+
+
+def tickets(per_class: int = 40, seed: int = 1) -> list[tuple[str, str]]:
+    """(label, text) pairs: `per_class` distinct tickets of each kind, shuffled."""
+    rng = random.Random(seed)
+    rows = []
+    for label, templates in TICKETS.items():
+        texts = set()
+        while len(texts) < per_class:
+            texts.add(rng.choice(templates).format(**{key: rng.choice(words) for key, words in TICKET_WORDS.items()}))
+        rows += [(label, text) for text in sorted(texts)]
+    rng.shuffle(rows)
+    return rows

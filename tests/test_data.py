@@ -115,3 +115,13 @@ def test_a_class_too_small_to_split_is_named_with_what_it_needs():
 def test_split_sizes_must_leave_room_for_training():
     with pytest.raises(PipelineError, match="sum is below 1"):
         data.split_stratified(balanced(), 0.6, 0.5, seed=0)
+
+
+def test_a_hub_data_set_gives_its_class_names_not_their_numbers():
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    from steps.shared.sources import with_class_names
+
+    table = Dataset.from_dict({"sms": ["hi", "WIN"], "label": [0, 1]},
+                              features=Features({"sms": Value("string"), "label": ClassLabel(names=["ham", "spam"])}))
+    assert with_class_names(table).to_dict("list") == {"sms": ["hi", "WIN"], "label": ["ham", "spam"]}

@@ -101,7 +101,7 @@ def test_train_prints_where_it_is_and_the_time_left(pipeline):
     out = pipeline["result"].stdout
     assert re.search(r"^epoch 1/5 step 1/\d+ \(\d+% of training\), loss \d\.\d{4}; 0:00:0\d elapsed, "
                      r"about 0:\d\d:\d\d left$", out, re.MULTILINE), out[-3000:]
-    validation_lines = r"^epoch \d/5 validation: loss \d\.\d+, accuracy \d\.\d+, f1 \d\.\d+$"
+    validation_lines = r"^epoch \d/5 validation: loss \d\.\d+, accuracy \d\.\d+, f1 \d\.\d+, macro_f1 \d\.\d+$"
     assert len(re.findall(validation_lines, out, re.MULTILINE)) == 5
     assert "{'loss'" not in out  # no raw log dicts
 
@@ -122,7 +122,10 @@ def test_parent_records_metrics_and_the_summary_says_how_to_serve(pipeline):
     assert parent.data.metrics["test_f1"] == validate.data.metrics["test_f1"] >= 0.7
     assert parent.data.metrics["baseline_f1"] == validate.data.metrics["baseline_f1"] >= 0.9
     assert 0.9 <= validate.data.metrics["baseline_accuracy"] <= 1
-    assert validate.data.metrics["test_f1_score"] == validate.data.metrics["test_f1"]  # MLflow's name and ours
+    assert validate.data.metrics["test_f1_score"] == validate.data.metrics["test_f1"] == \
+        validate.data.metrics["test_f1_spam"]  # MLflow's name and ours: spam's F1
+    assert {f"{prefix}_{name}_{label}" for prefix in ("test", "baseline") for name in ("precision", "recall", "f1")
+            for label in ("ham", "spam")} <= set(validate.data.metrics)
     assert parent.data.tags["registered_model_uri"] == "models:/spam-classifier/1"
     out = pipeline["result"].stdout
     assert "models:/spam-classifier/1 is @candidate; @champion is version 1" in out
@@ -139,7 +142,7 @@ def test_validate_logs_check_pass_rates_per_capability_and_the_table(pipeline, c
     assert rates["checks_pass_rate"] == (rates["checks_pass_rate_prize_spam"] + rates["checks_pass_rate_plans_ham"]) / 2
     logged = json.loads(Path(client.download_artifacts(validate.info.run_id, "behaviour_checks.json")).read_text())
     table = pd.DataFrame(logged["data"], columns=logged["columns"])
-    assert list(table.columns) == ["text", "capability", "expected", "predicted", "spam_probability", "passed"]
+    assert list(table.columns) == ["text", "capability", "expected", "predicted", "passed", "score_ham", "score_spam"]
     assert len(table) == 6 and table["passed"].mean() == rates["checks_pass_rate"] >= 0.9
 
 

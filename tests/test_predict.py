@@ -7,7 +7,9 @@ from click.testing import CliRunner
 from transformers import AutoModelForSequenceClassification
 
 from steps import predict, register
-from steps.shared import data
+from steps.core.task import Task, write_task
+
+SMS = Task(("ham", "spam"), "spam", examples=("see you at lunch", "WIN a prize"))
 
 
 @pytest.fixture(scope="module")
@@ -18,15 +20,17 @@ def registered(tmp_path_factory, tiny_model):
     mlflow.set_tracking_uri(uri)
     experiment_id = mlflow.MlflowClient(uri).create_experiment("predict")
     classifier = AutoModelForSequenceClassification.from_pretrained(
-        str(tiny_model), num_labels=2, label2id=data.LABELS, id2label={i: n for n, i in data.LABELS.items()})
+        str(tiny_model), num_labels=2, label2id=SMS.label2id, id2label=SMS.id2label)
     classifier.save_pretrained(folder / "checkpoint")
+    write_task(SMS, folder / "checkpoint")
     (folder / "checkpoint").joinpath("tokenizer.json").write_bytes((tiny_model / "tokenizer.json").read_bytes())
     for name in ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (tiny_model / name).exists():
             (folder / "checkpoint" / name).write_bytes((tiny_model / name).read_bytes())
     with mlflow.start_run(experiment_id=experiment_id):
         classifier = register.build_pipeline(str(folder / "checkpoint"), 16, "cpu")
-        info = mlflow.transformers.log_model(name="model", **register.model_arguments(classifier, 16, "cpu", "fp32"))
+        info = mlflow.transformers.log_model(name="model",
+                                             **register.model_arguments(classifier, SMS, 16, "cpu", "fp32"))
     mlflow.register_model(info.model_uri, "tiny-classifier")
     yield {"uri": uri, "folder": folder, "experiment_id": experiment_id}
     mlflow.set_tracking_uri(None)
@@ -57,18 +61,26 @@ def test_both_engines_score_every_row_in_order_and_agree(registered, messages_fi
     outputs = {}
     for engine, name in (("pandas", "scored.parquet"), ("spark", "scored.csv")):
         result, lines = run_predict(registered, monkeypatch, "--model-uri", "models:/tiny-classifier/1",
-                                    "--input", path, "--output", tmp_path / name, "--engine", engine)
+                                    "--input", path, "--output", tmp_path / name, "--engine", engine,
+                                    "--class-scores", "true")
         assert result.exit_code == 0, result.output
         [summary] = [line for line in lines if " messages scored with " in line]
         assert summary.startswith(f"{len(frame)} messages scored with tiny-classifier version 1 ({engine}, ")
         assert "against its labels: accuracy" in summary
         outputs[engine] = (pd.read_parquet if name.endswith(".parquet") else pd.read_csv)(tmp_path / name)
     pandas_out, spark_out = outputs["pandas"], outputs["spark"]
-    assert list(pandas_out.columns) == ["id", "message", "label", "predicted_label", "spam_probability"]
+    assert list(pandas_out.columns) == ["id", "message", "label", "predicted_label", "score", "score_ham",
+                                        "score_spam"]
     assert pandas_out[["id", "message", "label"]].equals(frame)  # input order and columns kept
     assert set(pandas_out["predicted_label"]) <= {"ham", "spam"}
     assert pandas_out["predicted_label"].tolist() == spark_out["predicted_label"].tolist()
-    assert (pandas_out["spam_probability"] - spark_out["spam_probability"]).abs().max() < 1e-5
+    for column in ("score", "score_ham", "score_spam"):
+        assert (pandas_out[column] - spark_out[column]).abs().max() < 1e-5
+    assert ((pandas_out["score_ham"] + pandas_out["score_spam"] - 1).abs() < 1e-5).all()
+    assert (pandas_out["score"] == pandas_out[["score_ham", "score_spam"]].max(axis=1)).all()
+    served = mlflow.pyfunc.load_model("models:/tiny-classifier/1").predict(frame["message"].tolist()[:5])
+    assert served["label"].tolist() == pandas_out["predicted_label"].tolist()[:5]  # the served model's own answers
+    assert (served["score"] - pandas_out["score"][:5]).abs().max() < 1e-5
     runs = mlflow.MlflowClient(registered["uri"]).search_runs([registered["experiment_id"]], "params.engine != ''")
     for run in runs:
         assert run.data.tags["model_version"] == "1" and run.data.metrics["rows"] == len(frame)

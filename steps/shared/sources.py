@@ -36,4 +36,16 @@ def load_raw(dataset: str) -> tuple[pd.DataFrame, object]:
         return datasets.concatenate_datasets(list(datasets.load_dataset(name).values()))
 
     table = hub.load_pretrained(load_all_splits, dataset, "data set", "-P dataset=path/to/SMSSpamCollection")
-    return table.to_pandas(), HuggingFaceDatasetSource(path=dataset)
+    return with_class_names(table), HuggingFaceDatasetSource(path=dataset)
+
+
+def with_class_names(table) -> pd.DataFrame:
+    """A Hub data set as a frame, its ClassLabel columns as the names they stand for (sms_spam's
+    label 0/1 as ham/spam), so that the task's labels are the data set's own."""
+    import datasets
+
+    frame = table.to_pandas()
+    for name, feature in table.features.items():
+        if isinstance(feature, datasets.ClassLabel):
+            frame[name] = feature.int2str(frame[name].tolist())
+    return frame
