@@ -159,7 +159,7 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @click.option("--serving-dtype", default="auto", show_default=True, help="register's dtype for the served weights.")
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
 @click.option("--device", default="auto", show_default=True,
-              help="cpu: train and serve on the CPU; auto: a GPU where there is one; cuda:N and mps: register's device.")
+              help="cpu: train and serve on the CPU; auto: a GPU where there is one; cuda:N, mps: register's device.")
 @click.option("--min-accuracy", default="0.95", show_default=True)
 @click.option("--min-f1", default="0.85", show_default=True)
 @click.option("--checks", default="", help="Behaviour checks file; empty: steps/checks/behaviour.csv for "

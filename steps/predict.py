@@ -140,7 +140,8 @@ def main(model_uri, input, output, engine, text_column, batch_size, class_scores
         if label:
             scores = classification_metrics(task, task.ids(table[label], input_uri), predicted, probabilities)
             mlflow.log_metrics(scores)
-            summary += "; against its labels: " + ", ".join(f"{key} {scores[key]:.4f}" for key in HEADLINE if key in scores)
+            summary += "; against its labels: " + ", ".join(f"{key} {scores[key]:.4f}" for key in HEADLINE
+                                                            if key in scores)
         click.echo(summary)
         tracking.set_output(output)
 

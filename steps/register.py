@@ -112,7 +112,8 @@ def main(checkpoint, registered_model_name, batch_size, device, dtype):
         folder = tracking.download(checkpoint, "the checkpoint")
         task = checkpoint_task(folder)
         model_info = mlflow.transformers.log_model(
-            name="model", **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
+            name="model",
+            **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
         version = register(model_info.model_uri, registered_model_name,
                            lineage(checkpoint, mlflow.get_run(run.info.run_id)))
         click.echo(f"registered {registered_model_name} version {version.version} (alias {CANDIDATE_ALIAS})")

@@ -41,7 +41,8 @@ from steps.shared.cli import process_options, recipe_from, recipe_options
 os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")
 
 
-def train_process(folder: str, model_name: str, output_dir: str, recipe: Recipe, resume_from: str | None) -> dict | None:
+def train_process(folder: str, model_name: str, output_dir: str, recipe: Recipe,
+                  resume_from: str | None) -> dict | None:
     """One training process: fine-tune (from a resumable checkpoint, when given one), logging each
     epoch's resumable checkpoint, and save the best epoch, with the task, to output_dir/checkpoint.
 

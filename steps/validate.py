@@ -61,7 +61,8 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
         folder = test_data.rsplit("/", 1)[0]  # prepare's output
         test = pd.read_parquet(tracking.download(test_data, "the test split"))
         train = pd.read_parquet(tracking.download(train_data or f"{folder}/train.parquet", "the train split"))
-        task = read_task(Path(tracking.download(f"{folder}/{TASK_FILE}", f"the task ({TASK_FILE} beside test_data)")).parent)
+        task = read_task(Path(tracking.download(f"{folder}/{TASK_FILE}", f"the task ({TASK_FILE} beside test_data)"))
+                         .parent)
         checks = checks or gate.default_checks(task)
         check_set = gate.read_checks(checks, task) if checks else None
         model = load_model(f"models:/{name}/{version}")
@@ -118,7 +119,8 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
                                 + (f"champion stays at version {champion}" if champion else "no champion set"))
         best = promotion.promote(client, name, version, scores["f1"])
         click.echo(f"{name} version {version} passed; @{promotion.CHAMPION_ALIAS} is version {best}"
-                   + ("" if best == str(version) else f" (a passed version with a higher recorded test {task.f1_name})"))
+                   + ("" if best == str(version) else
+                      f" (a passed version with a higher recorded test {task.f1_name})"))
         tracking.set_output(f"models:/{name}/{version}")
 
 

@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,10 +95,19 @@ def output_of(command, *args):
     return next(line[len("output: "):] for line in result.output.splitlines() if line.startswith("output: "))
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory):
+    """An sqlite store with MLflow's tables made: building them takes seconds, copying it none."""
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def tracking(tmp_path, monkeypatch):
+def tracking(tmp_path, monkeypatch, empty_store):
     """A fresh sqlite store and artifact root in a temporary folder, for in-process runs."""
     monkeypatch.chdir(tmp_path)  # the default artifact root, ./mlruns, lands here
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)

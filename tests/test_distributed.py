@@ -16,6 +16,8 @@ from steps.core.errors import PipelineError
 from tests.conftest import PROJECT_DIR, mlflow_run
 from tests.servers import free_port
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 3
 # 2 processes of 4 messages make the same batches of 8 as one process of 8: the curves should agree.
 RECIPE = ["--epochs", EPOCHS, "--learning-rate", 3e-3, "--seed", 22]

@@ -16,6 +16,8 @@ from steps import predict, prepare, register, tokenize, train, validate
 from tests.conftest import PROJECT_DIR, mlflow_run, output_of
 from tests.test_pipeline import params
 
+pytestmark = pytest.mark.slow
+
 KINDS = ["billing", "bug", "praise"]
 # The tiny model starts from random weights: a high learning rate and a few epochs teach it.
 TINY_RECIPE = ["--epochs", 5, "--batch-size", 8, "--learning-rate", 3e-3]

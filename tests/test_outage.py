@@ -16,6 +16,8 @@ from tests.servers import free_port, mlflow_server
 from tests.test_pipeline import tiny_params
 from tests.test_remote import children
 
+pytestmark = pytest.mark.slow
+
 OUTAGE_S = 20
 
 

@@ -11,6 +11,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import PROJECT_DIR, mlflow_run
 
+pytestmark = pytest.mark.slow
+
 STEPS = ["prepare", "tokenize", "train", "register", "validate"]
 EXPERIMENT = "Spam Classifier Training"
 
@@ -130,6 +132,9 @@ def test_parent_records_metrics_and_the_summary_says_how_to_serve(pipeline):
     out = pipeline["result"].stdout
     assert "models:/spam-classifier/1 is @candidate; @champion is version 1" in out
     assert "Pipeline finished:" in out and "mlflow models serve -m models:/spam-classifier@champion" in out
+    said = out + pipeline["result"].stderr
+    assert not any(warning in said for warning in ("model card could not be retrieved", "license information",
+                                                   "will override the inference configuration"))
     artifacts = {a.path for a in MlflowClient().list_artifacts(validate.info.run_id)}
     assert {"test_confusion_matrix.png", "baseline_confusion_matrix.png", "misclassified.json",
             "behaviour_checks.json"} <= artifacts

@@ -9,6 +9,8 @@ from transformers import AutoModelForSequenceClassification
 from steps import predict, register
 from steps.core.task import Task, write_task
 
+pytestmark = pytest.mark.slow
+
 SMS = Task(("ham", "spam"), "spam", examples=("see you at lunch", "WIN a prize"))
 
 

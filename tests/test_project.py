@@ -2,6 +2,8 @@
 
 import importlib
 
+import optuna
+
 import pytest
 import yaml
 from mlflow.projects import _project_spec
@@ -42,3 +44,21 @@ def test_conda_pip_section_is_requirements_txt():
     assert pip_section == requirements
     # A whole version: given only 3.11, MLflow's virtualenv manager asks pyenv to download the newest 3.11.
     assert "python=3.11.7" in conda["dependencies"] and "pip" in conda["dependencies"]
+
+
+def test_the_recipe_is_declared_once_and_every_training_command_takes_it():
+    """A field of the Recipe is an option of train and main (tune: those it does not search), with
+    the field's default; the test above holds MLproject to those options."""
+    from dataclasses import fields
+
+    from steps import main, train, tune
+    from steps.core.recipe import SEARCHED, Recipe
+
+    defaults = {field.name: field.default for field in fields(Recipe)}
+    for command, names in ((train.main, set(defaults)), (main.main, set(defaults) - {"device"}),
+                           (tune.main, set(defaults) - set(SEARCHED))):
+        options = {p.name: p.default for p in command.params}
+        assert {name: options.get(name) for name in names} == {name: defaults[name] for name in names}, command.name
+    assert set(tune.suggest(optuna.trial.FixedTrial(
+        {"learning_rate": 1e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0.0, "weight_decay": 0.0}))) == \
+        set(SEARCHED)

@@ -14,6 +14,8 @@ from tests.conftest import PROJECT_DIR, mlflow_run, run_with_tracking
 from tests.servers import free_port, repo, server  # noqa: F401 (fixtures)
 from tests.test_pipeline import STEPS, error_line, tiny_params
 
+pytestmark = pytest.mark.slow
+
 EXPERIMENT = "remote"
 
 

@@ -17,6 +17,8 @@ from tests.conftest import mlflow_run
 from tests.servers import repo, server  # noqa: F401 (fixtures)
 from tests.test_pipeline import params, tiny_params
 
+pytestmark = pytest.mark.slow
+
 EXPERIMENT = "Spam Classifier Training"
 EPOCHS = 8  # long enough to be killed mid-way
 

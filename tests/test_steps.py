@@ -470,3 +470,25 @@ def test_only_names_mlflow_made_up_are_replaced():
                                            ("a/b/c", True)])
 def test_hub_ids_and_paths_are_told_apart(name, is_path):
     assert hub.looks_like_path(name) is is_path
+
+
+def test_mlflow_warnings_that_say_nothing_here_are_silenced_and_any_other_shows():
+    import logging
+
+    import steps  # noqa: F401 (installs the filter)
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("mlflow.transformers")
+    logger.addHandler(handler)
+    try:
+        for message in ("The model card could not be retrieved from the hub due to Repo id must be ...",
+                        "Unable to find license information for this model. Please verify ...",
+                        "params provided to the `predict` method will override the inference configuration ...",
+                        "The params provided to the `predict` method are not valid for pipeline"):
+            logger.warning(message)
+    finally:
+        logger.removeHandler(handler)
+    assert [record.getMessage() for record in records] == [
+        "The params provided to the `predict` method are not valid for pipeline"]

@@ -26,7 +26,8 @@ def test_other_binary_labels_are_sorted_and_the_rarer_class_is_positive():
     task = infer_task(series(("positive", 30), ("negative", 70)))
     assert task.labels == ("negative", "positive") and task.positive_label == "positive"
     assert infer_task(series(("positive", 70), ("negative", 30))).positive_label == "negative"
-    assert infer_task(series(("positive", 70), ("negative", 30)), positive_label="positive").positive_label == "positive"
+    assert infer_task(series(("positive", 70), ("negative", 30)),
+                      positive_label="positive").positive_label == "positive"
     assert not task.is_sms_spam
 
 

@@ -21,6 +21,8 @@ from tests.servers import postgres, repo, s3  # noqa: F401 (fixtures)
 from tests.servers import ADMIN, BUCKET, background, free_port, need, s3_objects, team_server
 from tests.test_pipeline import STEPS, tiny_params
 
+pytestmark = pytest.mark.slow
+
 EXPERIMENT = "team"
 
 

@@ -14,6 +14,8 @@ from steps import tune
 from tests.conftest import PROJECT_DIR
 from tests.servers import postgres  # noqa: F401 (a fixture)
 
+pytestmark = pytest.mark.slow
+
 
 def runs_of(tracking, filter_string=""):
     return tracking.search_runs([tracking.get_experiment_by_name("tests").experiment_id], filter_string)

@@ -1,7 +1,7 @@
 """Registry moves after validation: a version's verdict on the version, and `@champion` on the
 best passed version, whatever the order in which concurrent validations finish.
 
-MLflow has no compare-and-set on aliases. So a passed version records its test spam F1 (tag
+MLflow has no compare-and-set on aliases. So a passed version records its test F1 (the task's; tag
 `test_f1`) before it is marked passed, and promotion then sets `@champion` to the best passed
 version (highest recorded F1; a tie goes to the newer version), re-reads, and repeats until
 alias and best agree. A validation that wrote a stale alias sees that on its re-read and
@@ -16,7 +16,7 @@ from steps.core.errors import PipelineError
 
 CHAMPION_ALIAS = "champion"
 STATUS_TAG = "validation_status"  # passed or rejected
-SCORE_TAG = "test_f1"             # a passed version's test spam F1, what promotion ranks by
+SCORE_TAG = "test_f1"             # a passed version's test F1 (the task's), what promotion ranks by
 REASON_TAG = "rejection_reason"
 ATTEMPTS = 10  # each retry follows a write by another validation, so a few concurrent ones settle well within
 
@@ -40,7 +40,7 @@ def reject(client, name: str, version: str, reason: str) -> None:
 
 
 def best_passed(client, name: str) -> str | None:
-    """The passed version with the highest recorded test spam F1 (the newer on a tie)."""
+    """The passed version with the highest recorded test F1 (the newer on a tie)."""
     scored = [(float(v.tags[SCORE_TAG]), int(v.version)) for v in client.search_model_versions(f"name = '{name}'")
               if v.tags.get(STATUS_TAG) == "passed" and SCORE_TAG in v.tags]
     return str(max(scored)[1]) if scored else None
