@@ -138,6 +138,10 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
     if "baseline_f1" in scores:
         lines.append(f"  baseline ({baseline.NAME}): accuracy {scores['baseline_accuracy']:.4f}, "
                      f"f1 {scores['baseline_f1']:.4f}")
+    classes = [key[len("test_f1_"):] for key in sorted(scores) if key.startswith("test_f1_") and key != "test_f1_score"]
+    lines.append("  each class's F1, version / baseline: " + ", ".join(
+        f"{label} {scores[f'test_f1_{label}']:.4f} / {scores.get(f'baseline_f1_{label}', float('nan')):.4f}"
+        for label in classes))
     champion = promotion.champion_version(MlflowClient(), name)  # may be another passed version with a higher F1
     lines.append(f"  {runs['register'].data.tags[tracking.OUTPUT_TAG]} is @candidate; @champion is version {champion}")
     lines.append(f"Serve it:  mlflow models serve -m models:/{name}@champion --env-manager local -p 5001")
