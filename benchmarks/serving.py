@@ -1,41 +1,60 @@
-"""Serving benchmark: one checkpoint served by `mlflow models serve` as register logged it before
-(fp32 weights, batch 64) and as it logs it now (register's defaults: the dtype this hardware
-computes natively, the measured batch size), on the same machine in one run.
+"""Serving benchmark: one checkpoint served by `mlflow models serve` in each serving format, on the
+same machine and the same messages (the data file's first 1,024), in one run.
 
     MLFLOW_TRACKING_URI=sqlite:///mlflow.db python benchmarks/serving.py \
         --checkpoint runs:/<train run id>/checkpoint --data ../shared/data/sms_spam/SMSSpamCollection
 
-Prints, for each way of logging:
-- messages/s of one request of the file's first 1,024 messages (best of 3 requests), answered by
-  the served model, JSON in and out;
-- the p50 and p95 latency of 50 requests of one message each;
-and, for the way register logs now, messages/s of the 1,024 messages in-process at each batch size
-(what the default batch size was chosen from).
+The ways of scoring:
+- reference: the checkpoint's plain text-classification pipeline, fp32, batches of 64 in input
+  order, in-process (no server): the labels the others are compared with;
+- transformers: served as register logs it (register.model_arguments: bf16 where this CPU
+  computes it natively, batch 16);
+- onnx, onnx-int8: served as steps.shared.onnx_model.log_onnx_model logs them (batch 16).
+Prints the CPU's model name and its bf16, AMX and VNNI (int8) flags, then for each way:
+messages/s of one request of the 1,024 messages (best of 3), JSON in and out; the p50 and p95
+latency of 50 requests of one message each; and agreement, the fraction of the 1,024 messages
+answered with the reference's label.
+Logs the served models into a run of the experiment "serving benchmark", and the figures as its
+metrics (<way>_msg_per_s, <way>_p50_ms, <way>_p95_ms, <way>_agreement).
 """
 
 import contextlib
+import json
 import os
+import re
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import click
 import mlflow
-import pandas as pd
+import torch
+from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's steps, run from anywhere
 
 from steps import register  # noqa: E402
-from steps.shared import data  # noqa: E402
+from steps.core import data  # noqa: E402
+from steps.core.task import read_task  # noqa: E402
+from steps.shared.onnx_model import log_onnx_model  # noqa: E402
 
 REQUEST = 1024         # messages in the large request
 SINGLES = 50           # one-message requests for the latency figures
-BATCH_SIZES = (8, 16, 32, 64, 128)
+REFERENCE_BATCH = 64
+CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "amx_int8", "avx512_vnni", "avx_vnni")
+
+
+def cpu() -> str:
+    """The CPU's model name and which of the flags that decide bf16 and int8 speed it has."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
+    flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.MULTILINE).group(1).split()) if "flags" in info else set()
+    return (f"{name.group(1) if name else 'unknown CPU'}, {os.cpu_count()} logical cores; "
+            + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS))
 
 
 def free_port() -> int:
@@ -45,13 +64,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(model_folder: str):
-    """`mlflow models serve` of a saved model on a free loopback port; its base URL."""
+def served(model_uri: str):
+    """`mlflow models serve` of a logged model on a free loopback port; its base URL."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_folder,
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
                                "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "600"})  # 60 s by default
+                              env={**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+                                   "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "600"})  # 60 s by default
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
@@ -61,7 +81,7 @@ def served(model_folder: str):
                 break
             except OSError:
                 if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"mlflow models serve of {model_folder} did not start") from None
+                    raise RuntimeError(f"mlflow models serve of {model_uri} did not start") from None
                 time.sleep(0.5)
         yield url
     finally:
@@ -69,66 +89,73 @@ def served(model_folder: str):
         server.wait(timeout=60)
 
 
-def ask(url: str, texts: list[str]) -> float:
-    """Seconds for one scoring request of `texts`."""
-    body = pd.Series(texts).to_json(orient="values").encode()
-    request = urllib.request.Request(f"{url}/invocations", data=b'{"inputs": ' + body + b"}",
-                                     headers={"Content-Type": "application/json"})
-    start = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=600) as response:
-        answer = response.read()
-    elapsed = time.perf_counter() - start
-    assert answer.count(b'"label"') == len(texts), answer[:300]
-    return elapsed
+def ask(url: str):
+    """A scorer of texts by one request each to the server at `url`: their labels."""
+    def score(texts: list[str]) -> list[str]:
+        request = urllib.request.Request(f"{url}/invocations", data=json.dumps({"inputs": texts}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return [row["label"] for row in json.loads(response.read())["predictions"]]
+    return score
 
 
-def measure_served(url: str, texts: list[str]) -> dict:
-    ask(url, texts[:64])  # warm-up
-    rate = max(len(texts) / ask(url, texts) for _ in range(3))
-    latencies = sorted(ask(url, [text]) * 1000 for text in texts[:SINGLES])
-    quantiles = statistics.quantiles(latencies, n=20)  # 5% steps: [9] is p50, [18] is p95
-    return {"msg/s": rate, "p50 ms": quantiles[9], "p95 ms": quantiles[18]}
-
-
-def batch_size_sweep(model_folder: str, texts: list[str]) -> dict[int, float]:
-    """messages/s of the loaded pipeline on `texts`, in their order, at each batch size."""
-    classifier = mlflow.transformers.load_model(model_folder)
-    classifier(texts[:64], batch_size=16)  # warm-up
-    rates = {}
-    for batch_size in BATCH_SIZES:
+def measure(score, texts: list[str]) -> tuple[dict, list[str]]:
+    """messages/s of all `texts` in one call (best of 3) and p50/p95 ms of one-text calls; the labels."""
+    score(texts[:64])  # warm-up
+    seconds = []
+    for _ in range(3):
         start = time.perf_counter()
-        classifier(texts, batch_size=batch_size)
-        rates[batch_size] = len(texts) / (time.perf_counter() - start)
-    return rates
+        labels = score(texts)
+        seconds.append(time.perf_counter() - start)
+    latencies = []
+    for text in texts[:SINGLES]:
+        start = time.perf_counter()
+        score([text])
+        latencies.append((time.perf_counter() - start) * 1000)
+    quantiles = statistics.quantiles(latencies, n=20)  # 5% steps: [9] is p50, [18] is p95
+    return {"msg_per_s": len(texts) / min(seconds), "p50_ms": quantiles[9], "p95_ms": quantiles[18]}, labels
+
+
+def log_models(folder: str) -> dict[str, str]:
+    """The checkpoint logged in each served format into the active run: model URIs by name."""
+    dtype = register.serving_dtype("auto", "auto")
+    classifier = register.build_pipeline(folder, register.BATCH_SIZE, "auto")
+    arguments = register.model_arguments(classifier, read_task(folder), register.BATCH_SIZE, "auto", dtype)
+    transformers_info = mlflow.transformers.log_model(name="transformers", **arguments)
+    uris = {f"transformers ({dtype}, batch {register.BATCH_SIZE})": transformers_info.model_uri}
+    for name, int8 in (("onnx", False), ("onnx-int8", True)):
+        uris[f"{name} (batch {register.BATCH_SIZE})"] = log_onnx_model(folder, int8, register.BATCH_SIZE,
+                                                                      name=name).model_uri
+    return uris
 
 
 @click.command(help=__doc__)
-@click.option("--checkpoint", required=True, help="URI of train's output (a registered version's checkpoint_uri tag).")
-@click.option("--data", "data_path", required=True, help="The UCI SMS Spam Collection file.")
+@click.option("--checkpoint", required=True, help="URI or folder of train's output (a registered version's "
+                                                  "checkpoint_uri tag).")
+@click.option("--data", "data_path", required=True, help="A UCI label<TAB>text file, e.g. the SMS Spam Collection.")
 def main(checkpoint, data_path):
+    click.echo(f"CPU: {cpu()}")
     texts = data.normalise(data.read_table(data_path, "data"))["text"].head(REQUEST).tolist()
     folder = mlflow.artifacts.download_artifacts(checkpoint)
-    dtype, batch_size = register.serving_dtype("auto", "auto"), register.BATCH_SIZE
-    ways = {"before (fp32, batch 64)": ("fp32", 64), f"now (register's defaults: {dtype}, batch {batch_size})":
-            (dtype, batch_size)}
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for n, (name, (dtype, size)) in enumerate(ways.items()):
-            model_folder = str(Path(tmp, f"model{n}"))
-            classifier = register.build_pipeline(folder, size, "auto")
-            mlflow.transformers.save_model(path=model_folder,
-                                           **register.model_arguments(classifier, size, "auto", dtype))
-            with served(model_folder) as url:
-                results[name] = measure_served(url, texts)
-            print(f"{name}: " + ", ".join(f"{key} {value:.1f}" for key, value in results[name].items()), flush=True)
-        sweep = batch_size_sweep(model_folder, texts)
-    print(f"\n| served model | {REQUEST}-message request, msg/s | single message p50 ms | p95 ms |\n|---|---|---|---|")
+    reference = pipeline("text-classification", model=folder, dtype=torch.float32, batch_size=REFERENCE_BATCH,
+                         device="cpu")
+    figures, reference_labels = measure(lambda batch: [row["label"] for row in reference(batch)], texts)
+    results = {f"reference (in-process, fp32, batch {REFERENCE_BATCH})": {**figures, "agreement": 1.0}}
+    mlflow.set_experiment("serving benchmark")
+    with mlflow.start_run():
+        for name, model_uri in log_models(folder).items():
+            with served(model_uri) as url:
+                figures, labels = measure(ask(url), texts)
+            agreement = sum(a == b for a, b in zip(labels, reference_labels)) / len(texts)
+            results[name] = {**figures, "agreement": agreement}
+            click.echo(f"{name}: " + ", ".join(f"{key} {value:.3f}" for key, value in results[name].items()))
+        mlflow.log_metrics({f"{name.split()[0]}_{key}": value for name, figures in results.items()
+                            for key, value in figures.items()})
+    click.echo(f"\n| way | {REQUEST}-message request, msg/s | single message p50 ms | p95 ms | "
+               "agreement with the reference |\n|---|---|---|---|---|")
     for name, figures in results.items():
-        print(f"| {name} | {figures['msg/s']:.0f} | {figures['p50 ms']:.1f} | {figures['p95 ms']:.1f} |")
-    before, now = results.values()
-    print(f"\nspeed-up on the {REQUEST}-message request: {now['msg/s'] / before['msg/s']:.1f}x")
-    print("in-process, the way register logs now, by batch size (msg/s): "
-          + ", ".join(f"{size}: {rate:.0f}" for size, rate in sweep.items()))
+        click.echo(f"| {name} | {figures['msg_per_s']:.0f} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} | "
+                   f"{figures['agreement']:.4f} |")
 
 
 if __name__ == "__main__":

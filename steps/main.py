@@ -105,7 +105,7 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
                       **{key: params[key] for key in TRAIN_RUNTIME})
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
                      batch_size=params["serving_batch_size"], device=params["device"],
-                     dtype=params["serving_dtype"])
+                     dtype=params["serving_dtype"], serving_format=params["serving_format"])
     step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", train_data=f"{data}/train.parquet",
          min_accuracy=params["min_accuracy"], min_f1=params["min_f1"], checks=params["checks"],
          min_check_pass_rate=params["min_check_pass_rate"],
@@ -161,6 +161,8 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @recipe_options(exclude=("device",))
 @click.option("--serving-batch-size", default="16", show_default=True, help="The served model's batch size.")
 @click.option("--serving-dtype", default="auto", show_default=True, help="register's dtype for the served weights.")
+@click.option("--serving-format", default="transformers", show_default=True,
+              help="register's serving_format: transformers, onnx or onnx-int8.")
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
 @click.option("--device", default="auto", show_default=True,
               help="cpu: train and serve on the CPU; auto: a GPU where there is one; cuda:N, mps: register's device.")

@@ -2,13 +2,17 @@
 
 Inputs:  checkpoint (URI of train's output), registered_model_name, batch_size and device
          (the served model's inference settings, stored in its model_config), dtype (what the
-         weights are cast to when the model loads; auto: bf16 where this machine has it natively).
+         weights are cast to when the model loads; auto: bf16 where this machine has it natively),
+         serving_format (transformers: the tutorial's model; onnx: the checkpoint exported, fused
+         by ONNX Runtime and served by it; onnx-int8: the same with int8 weights).
 Logs:    a text-classification pipeline with mlflow.transformers.log_model (signature with
          params, input example, model_config, torch_dtype, explicit pip requirements, the task
          from the checkpoint's task.json in the model's metadata: it answers the task's class
          names, id2label from the task); tag
-         dtype; a new version of registered_model_name with alias `candidate` and lineage tags (train run, data
-         digest, git commit). A failure after registering deletes the version again.
+         dtype; with serving_format onnx or onnx-int8 instead, an ONNX Runtime pyfunc model
+         (steps/shared/onnx_model.py) that takes and answers what the transformers one does; a new
+         version of registered_model_name with alias `candidate` and tags serving_format and lineage
+         (train run, data digest, git commit). A failure after registering deletes the version again.
 Output:  models:/<registered_model_name>/<version>
 """
 
@@ -24,9 +28,12 @@ from steps.core import hardware
 from steps.core.errors import PipelineError
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.shared import tracking
+from steps.shared.onnx_model import log_onnx_model
 from steps.shared.scoring import TASK_METADATA
 
 CANDIDATE_ALIAS = "candidate"
+FORMATS = ("transformers", "onnx", "onnx-int8")
+FORMAT_TAG = "serving_format"
 # The served model's batch, by measurement (benchmarks/serving.py): with bf16 on this project's CPU,
 # batches of 16 in request order score over 3x as many messages/s as 64, which pad more and run slower.
 BATCH_SIZE = 16
@@ -104,19 +111,28 @@ def register(model_uri: str, name: str, tags: dict[str, str]):
 @click.option("--dtype", type=click.Choice(hardware.PRECISIONS), default="auto", show_default=True,
               help="The served weights' type; auto: bf16 where this machine computes it natively, fp16 on older "
                    "GPUs, else fp32.")
-def main(checkpoint, registered_model_name, batch_size, device, dtype):
+@click.option("--serving-format", type=click.Choice(FORMATS), default="transformers", show_default=True,
+              help="transformers: MLflow's transformers model; onnx: served by ONNX Runtime; onnx-int8: with int8 "
+                   "weights.")
+def main(checkpoint, registered_model_name, batch_size, device, dtype, serving_format):
     with tracking.step_run() as run:
         tracking.carry_data_digest(checkpoint)
-        dtype = serving_dtype(dtype, device)
-        mlflow.set_tag("dtype", dtype)
         folder = tracking.download(checkpoint, "the checkpoint")
         task = checkpoint_task(folder)
-        model_info = mlflow.transformers.log_model(
-            name="model",
-            **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
+        if serving_format == "transformers":
+            dtype = serving_dtype(dtype, device)
+            mlflow.set_tag("dtype", dtype)
+            model_info = mlflow.transformers.log_model(
+                name="model",
+                **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
+        else:
+            model_info = log_onnx_model(folder, quantize=serving_format == "onnx-int8", batch_size=batch_size,
+                                        metadata={TASK_METADATA: task.to_dict()}, examples=task.examples)
+        mlflow.set_tag(FORMAT_TAG, serving_format)
         version = register(model_info.model_uri, registered_model_name,
-                           lineage(checkpoint, mlflow.get_run(run.info.run_id)))
-        click.echo(f"registered {registered_model_name} version {version.version} (alias {CANDIDATE_ALIAS})")
+                           {**lineage(checkpoint, mlflow.get_run(run.info.run_id)), FORMAT_TAG: serving_format})
+        click.echo(f"registered {registered_model_name} version {version.version} ({serving_format}; alias "
+                   f"{CANDIDATE_ALIAS})")
         tracking.set_output(f"models:/{registered_model_name}/{version.version}")
 
 

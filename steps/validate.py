@@ -13,7 +13,9 @@ Logs:    through mlflow.models.evaluate, into this run: MLflow's classifier metr
          project's names beside them (test_accuracy, test_precision, test_recall, test_f1,
          test_macro_f1, test_roc_auc, and test_precision_/recall_/f1_<label> for each class;
          baseline_ and champion_ alike); with checks, checks_pass_rate overall and
-         checks_pass_rate_<capability> and behaviour_checks.json; misclassified.json.
+         checks_pass_rate_<capability> and behaviour_checks.json; misclassified.json;
+         format_disagreements: how many test messages the version (in its serving format and
+         dtype: tag serving_format) answers differently from its fp32 checkpoint.
 Gate:    MetricThresholds checked by mlflow.validate_evaluation_results: the checks' pass rate
          reaches min_check_pass_rate (when there are checks), the thresholds hold, the task's F1 is
          at least the baseline's plus min_margin_over_baseline, and no worse than the current
@@ -36,7 +38,21 @@ from steps.core.errors import PipelineError
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.shared import promotion, tracking
 from steps.shared.evaluation import evaluate, rejection_reason
-from steps.shared.scoring import load_model, model_task, predict, registered_version
+from steps.shared.scoring import checkpoint_predict, load_model, model_task, predict, registered_version
+
+
+def format_disagreements(client, name: str, version: str, texts, predicted, task) -> tuple[str, int | None]:
+    """The version's serving format, and how many texts it labels otherwise than its fp32
+    checkpoint does (logged as format_disagreements); None when no checkpoint is recorded."""
+    tags = client.get_model_version(name, version).tags
+    serving_format = tags.get("serving_format", "transformers")
+    if "checkpoint_uri" not in tags:
+        return serving_format, None
+    reference, _ = predict(checkpoint_predict(tracking.download(tags["checkpoint_uri"], "the version's checkpoint")),
+                           texts, task)
+    disagreements = int((reference != predicted).sum())
+    mlflow.log_metric("format_disagreements", disagreements)
+    return serving_format, disagreements
 
 
 @click.command(help=__doc__)
@@ -75,6 +91,7 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
         scores = evaluate(task, test["text"], test["label"], predicted, probabilities, "test_")
         mlflow.log_table(test.assign(predicted=predicted, probability=probabilities.max(axis=1))
                          [predicted != test["label"].to_numpy()], "misclassified.json")
+        serving_format, disagreements = format_disagreements(client, name, version, test["text"], predicted, task)
         baseline_scores = evaluate(task, test["text"], test["label"], *baseline.baseline_predictions(train, test),
                                    "baseline_")
         check_results, rates = None, {}
@@ -106,7 +123,9 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
                       + ", ".join(f"{key[len('checks_pass_rate_'):]} {value:.0%}" for key, value in rates.items()
                                   if key != "checks_pass_rate") + "); " if check_results is not None else "no checks; ")
                    + f"baseline F1 {baseline_scores['f1']:.4f}"
-                   + (f"; champion version {champion} F1 {champion_f1:.4f}" if champion else "; no champion yet"))
+                   + (f"; champion version {champion} F1 {champion_f1:.4f}" if champion else "; no champion yet")
+                   + ("" if disagreements is None else f"; {serving_format}: {disagreements} of {len(test)} test "
+                      "messages answered otherwise than by the fp32 checkpoint"))
 
         rules = gate.rules(task, scores, check_results, min_accuracy=min_accuracy, min_f1=min_f1,
                            min_check_pass_rate=min_check_pass_rate, baseline_f1=baseline_scores["f1"],

@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from steps.core import onnx_export
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
 from steps.shared.onnx_model import log_onnx_model
 
 LABELS = ("ham", "spam", "question")
@@ -240,10 +240,11 @@ def post(url: str, body: dict) -> dict:
 def test_mlflow_models_serve_answers_inputs_and_dataframes(logged, texts, tmp_path):
     folder = logged["onnx"][1]
     expected = mlflow.pyfunc.load_model(folder).predict(texts)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", str(folder), "--env-manager",
-                               "local", "--host", "127.0.0.1", "-p", str(port)], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port, log = free_port(), tmp_path / "serve.log"
+    with log.open("w") as output:
+        server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", str(folder),
+                                   "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
+                                  cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -252,7 +253,7 @@ def test_mlflow_models_serve_answers_inputs_and_dataframes(logged, texts, tmp_pa
                 urllib.request.urlopen(f"{url}/ping", timeout=2).close()
                 break
             except OSError:
-                assert time.time() < deadline and server.poll() is None, "mlflow models serve did not start"
+                assert time.time() < deadline and server.poll() is None, log.read_text()[-2000:]
                 time.sleep(0.5)
         answers = [post(f"{url}/invocations", {"inputs": texts, "params": {"batch_size": 3}}),
                    post(f"{url}/invocations", {"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}})]

@@ -20,7 +20,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
 
 # What the optimizer fuses in a BERT-like encoder, one node per layer (or per model, for the
 # embeddings); attention fused into one node is where the speed comes from.
@@ -77,8 +77,9 @@ def fused_counts(model: onnx.ModelProto) -> dict[str, int]:
 
 def optimize(onnx_path: Path, fused_path: Path, num_heads: int, hidden_size: int) -> dict[str, int]:
     """The graph with ONNX Runtime's BERT fusions (attention, layer norms, GELU) applied, saved at
-    `fused_path`; its fused-operator counts. Unfused attention runs several times slower, so a graph
-    without it is an error, not a slow model served unnoticed."""
+    `fused_path`; its fused-operator counts. No fused attention means the optimizer did not recognise
+    the model (an SDPA export, num_heads or hidden_size that do not match): an error, not a graph
+    served without its fusions unnoticed."""
     optimized = optimize_model(str(onnx_path), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
     counts = fused_counts(optimized.model)
     if not any(counts[op] for op in ATTENTION_OPERATORS):

@@ -16,6 +16,7 @@ Serves: texts (a list, one string, a Series, or the one-column DataFrame MLflow 
 
 import os
 import tempfile
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
@@ -31,11 +32,11 @@ from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf, NoSuchFile
 from transformers import AutoConfig, AutoTokenizer
 
-from steps.shared.errors import PipelineError
+from steps.core.errors import PipelineError
 
 MODEL_FILE, TOKENIZER = "model.onnx", "tokenizer"
 MAX_LENGTH = 512  # tokens, where neither the tokenizer nor the model says less
-INPUT_EXAMPLE = ["Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086"]
+INPUT_EXAMPLE = ("Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086")
 # Explicit, and without torch: ONNX Runtime runs the graph and transformers only tokenizes.
 PIP_REQUIREMENTS = [f"{name}=={version(name).split('+')[0]}"
                     for name in ("mlflow", "onnxruntime", "transformers", "tokenizers", "numpy", "pandas", "psutil")]
@@ -137,10 +138,10 @@ def save_tokenizer(checkpoint_dir: str, folder: Path) -> Path:
 
 
 def log_onnx_model(checkpoint_dir: str, quantize: bool, batch_size: int, metadata: dict | None = None,
-                   name: str = "model") -> ModelInfo:
-    """The checkpoint as an ONNX Runtime pyfunc model in the active run (see the module's docstring).
-    top_k is logged as "" so that `load_model(uri, model_config={"top_k": None})` may set it: MLflow
-    applies only the load-time keys the logged model_config has."""
+                   name: str = "model", examples: Sequence[str] = INPUT_EXAMPLE) -> ModelInfo:
+    """The checkpoint as an ONNX Runtime pyfunc model in the active run (see the module's docstring),
+    `examples` its input example. top_k is logged as "" so that `load_model(uri, model_config={"top_k":
+    None})` can set it: MLflow applies only the load-time keys that the logged model_config has."""
     from steps.core import onnx_export  # imports torch, needed to export only: the served model imports this module
 
     with tempfile.TemporaryDirectory() as folder:
@@ -150,6 +151,6 @@ def log_onnx_model(checkpoint_dir: str, quantize: bool, batch_size: int, metadat
         return mlflow.pyfunc.log_model(
             name=name, python_model=OnnxTextClassifier(), code_paths=[STEPS_PACKAGE],
             artifacts={MODEL_FILE: str(graph), TOKENIZER: str(save_tokenizer(checkpoint_dir, Path(folder, TOKENIZER)))},
-            signature=signature(batch_size), input_example=(INPUT_EXAMPLE, {"batch_size": batch_size}),
+            signature=signature(batch_size), input_example=(list(examples), {"batch_size": batch_size}),
             model_config=model_config, pip_requirements=PIP_REQUIREMENTS,
             metadata={**(metadata or {}), "onnx_fused_operators": fused, "onnx_int8": quantize})

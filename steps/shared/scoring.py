@@ -88,3 +88,13 @@ def predict(predict_batch, texts, task: Task) -> tuple[np.ndarray, np.ndarray]:
     output = predict_in_length_order(predict_batch, texts)
     probabilities = class_probabilities(output.to_numpy().tolist(), task)
     return probabilities.argmax(axis=1), probabilities
+
+
+def checkpoint_predict(checkpoint_dir: str):
+    """A batch function (as predict takes) of the fp32 checkpoint itself, through the transformers
+    pipeline on the CPU: the reference a served format is compared with."""
+    from transformers import pipeline
+
+    classifier = pipeline("text-classification", model=checkpoint_dir, tokenizer=checkpoint_dir, device="cpu",
+                          batch_size=64)
+    return lambda texts: pd.DataFrame(classifier(texts, top_k=None))
