@@ -27,7 +27,7 @@ def load_model(uri: str):
     """The pyfunc model at `uri`, answering every class's score (CLASS_SCORES)."""
     try:
         return mlflow.pyfunc.load_model(uri, model_config=CLASS_SCORES)
-    except (MlflowException, OSError, PipelineError) as err:
+    except (MlflowException, OSError) as err:  # a PipelineError (a broken ONNX graph) says what to do itself
         raise PipelineError(f"cannot load model '{uri}' ({str(err).splitlines()[0][:200]}): "
                             "pass a registered version, e.g. models:/spam-classifier/1") from None
 
