@@ -5,10 +5,8 @@ model file, a served model without torch, and scoring over REST."""
 import collections
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 from steps.core import onnx_export
 from steps.core.errors import PipelineError
 from steps.shared.onnx_model import log_onnx_model
+from tests.servers import answers, background, free_port
 
 LABELS = ("ham", "spam", "question")
 BATCH_SIZE = 4
@@ -224,12 +223,6 @@ def test_serves_without_torch(logged, tmp_path):
     assert json.loads(result.stdout.splitlines()[-1])["label"]["0"] in LABELS
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def post(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -240,28 +233,15 @@ def post(url: str, body: dict) -> dict:
 def test_mlflow_models_serve_answers_inputs_and_dataframes(logged, texts, tmp_path):
     folder = logged["onnx"][1]
     expected = mlflow.pyfunc.load_model(folder).predict(texts)
-    port, log = free_port(), tmp_path / "serve.log"
-    with log.open("w") as output:
-        server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", str(folder),
-                                   "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
-                                  cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2).close()
-                break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, log.read_text()[-2000:]
-                time.sleep(0.5)
-        answers = [post(f"{url}/invocations", {"inputs": texts, "params": {"batch_size": 3}}),
+    serve = [sys.executable, "-m", "mlflow", "models", "serve", "-m", folder, "--env-manager", "local",
+             "--host", "127.0.0.1", "-p", port]
+    with background(serve, tmp_path, "mlflow models serve", lambda: answers(f"{url}/ping")):
+        replies = [post(f"{url}/invocations", {"inputs": texts, "params": {"batch_size": 3}}),
                    post(f"{url}/invocations", {"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}})]
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
-    for answer in answers:
+    for answer in replies:
         served = pd.DataFrame(answer["predictions"])
         assert served["label"].tolist() == expected["label"].tolist()
         np.testing.assert_allclose(served["score"], expected["score"], atol=1e-6)
