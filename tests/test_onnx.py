@@ -68,6 +68,7 @@ def logged(tmp_path_factory, checkpoint):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)  # the store's artifact root, ./mlruns, lands here
         mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+        mlflow.set_experiment("onnx")  # not the experiment an earlier module of this worker left active
         try:
             with mlflow.start_run():
                 infos = {name: log_onnx_model(str(checkpoint), quantize=name.endswith("int8"), batch_size=BATCH_SIZE,
