@@ -26,7 +26,9 @@ if getattr(sys.modules["__main__"], "__spec__", None) is None and not hasattr(sy
 
 def run_with_tracking(tracking_uri, cwd, *command):
     """`command` run in `cwd` against the tracking store at `tracking_uri`, output captured."""
-    return subprocess.run(list(map(str, command)), cwd=cwd, env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+    # no MLFLOW_EXPERIMENT_ID an earlier test's set_experiment left: `mlflow run --experiment-name` refuses both
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_EXPERIMENT_ID"}
+    return subprocess.run(list(map(str, command)), cwd=cwd, env={**env, "MLFLOW_TRACKING_URI": tracking_uri},
                           capture_output=True, text=True, timeout=600)
 
 
