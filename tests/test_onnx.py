@@ -79,7 +79,7 @@ def logged(tmp_path_factory, checkpoint):
                     for name, info in infos.items()}
         finally:
             mlflow.set_tracking_uri(None)
-            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment exports it; a later `mlflow run` must not get it
+            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment exported it
 
 
 @pytest.fixture(scope="module")
