@@ -81,11 +81,11 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
                          .parent)
         checks = checks or gate.default_checks(task)
         check_set = gate.read_checks(checks, task) if checks else None
-        model = load_model(f"models:/{name}/{version}")
-        trained_on = model_task(f"models:/{name}/{version}")
+        trained_on = model_task(f"models:/{name}/{version}")  # its MLmodel file alone: before loading the model
         if trained_on != task:
             raise PipelineError(f"{name} version {version} answers labels {', '.join(trained_on.labels)}, the test "
                                 f"data has {', '.join(task.labels)}: validate it on the output of its own prepare")
+        model = load_model(f"models:/{name}/{version}")
 
         predicted, probabilities = predict(model.predict, test["text"], task)
         scores = evaluate(task, test["text"], test["label"], predicted, probabilities, "test_")

@@ -36,5 +36,11 @@ class Recipe:
                 for name, value in asdict(self).items()}
 
 
+def field_type(name: str) -> type:
+    """The Python type of a Recipe field (its annotation is a string under dataclasses' handling)."""
+    kind = FIELDS[name].type
+    return {"int": int, "float": float, "bool": bool, "str": str}.get(kind, kind)
+
+
 SEARCHED = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay")
 FIELDS = {f.name: f for f in fields(Recipe)}

@@ -3,23 +3,21 @@ hyperparameter of their own: `@recipe_options()` adds `--<field>` for each field
 default and help from steps/core/recipe.py), and `recipe_from(kwargs)` collects them back; and
 the options of training on several processes or machines (launch.Processes)."""
 
-import dataclasses
-
 import click
 
-from steps.core.recipe import FIELDS, Recipe
+from steps.core.recipe import FIELDS, Recipe, field_type
 
 
-def option_type(spec: dataclasses.Field):
-    limits = spec.metadata
+def option_type(name: str):
+    limits, kind = FIELDS[name].metadata, field_type(name)
     if "choices" in limits:
         return click.Choice(limits["choices"])
-    if spec.type in ("int", int) and "min" in limits:
+    if kind is int and "min" in limits:
         return click.IntRange(min=limits["min"], max=limits.get("max"))
-    if spec.type in ("float", float) and ("min" in limits or "max" in limits):
+    if kind is float and ("min" in limits or "max" in limits):
         return click.FloatRange(min=limits.get("min"), max=limits.get("max"), min_open=limits.get("min_open", False),
                                 max_open=limits.get("max_open", False))
-    return {"int": int, "float": float, "bool": bool, "str": str}.get(spec.type, spec.type)
+    return kind
 
 
 def recipe_options(exclude=()):
@@ -27,7 +25,7 @@ def recipe_options(exclude=()):
     def decorate(command):
         for name in reversed([name for name in FIELDS if name not in exclude]):
             spec = FIELDS[name]
-            command = click.option(f"--{name.replace('_', '-')}", type=option_type(spec), default=spec.default,
+            command = click.option(f"--{name.replace('_', '-')}", type=option_type(name), default=spec.default,
                                    show_default=True, help=spec.metadata["help"] or None)(command)
         return command
     return decorate

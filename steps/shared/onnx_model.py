@@ -56,7 +56,7 @@ def texts_of(model_input) -> list[str]:
     return [model_input] if isinstance(model_input, str) else list(model_input)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:  # not steps.core.metrics': that imports scikit-learn, not served
     exp = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
 
