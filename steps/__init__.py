@@ -24,8 +24,6 @@ warnings.filterwarnings("ignore", message="Hint: Inferred schema contains intege
 # pyspark (for predict's Spark engine) warns on import that pandas 3 is not fully supported;
 # MLflow imports it in every step that logs a model. predict's tests compare both engines.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
-# The ONNX format's pyfunc model states its signature explicitly; MLflow's hint is for inferring one.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 
 class _Silenced(logging.Filter):
