@@ -1,8 +1,9 @@
 """Serving benchmark: one checkpoint served by `mlflow models serve` in each serving format, on the
-same machine and the same messages (the data file's first 1,024), in one run.
+same machine and the same messages, in one run.
 
     MLFLOW_TRACKING_URI=sqlite:///mlflow.db python benchmarks/serving.py \
-        --checkpoint runs:/<train run id>/checkpoint --data ../shared/data/sms_spam/SMSSpamCollection
+        --checkpoint runs:/<train run id>/checkpoint --test-data runs:/<prepare run id>/data/test.parquet \
+        --data ../shared/data/sms_spam/SMSSpamCollection
 
 The ways of scoring:
 - reference: the checkpoint's plain text-classification pipeline, fp32, batches of 64 in input
@@ -11,11 +12,12 @@ The ways of scoring:
   computes it natively, batch 16);
 - onnx, onnx-int8: served as steps.shared.onnx_model.log_onnx_model logs them (batch 16).
 Prints the CPU's model name and its bf16, AMX and VNNI (int8) flags, then for each way:
-messages/s of one request of the 1,024 messages (best of 3), JSON in and out; the p50 and p95
-latency of 50 requests of one message each; and agreement, the fraction of the 1,024 messages
-answered with the reference's label.
+messages/s of one request of the data file's first 1,024 messages (best of 3), JSON in and out;
+the p50 and p95 latency of 50 requests of one message each; on prepare's test split (one
+request): agreement, the fraction of its messages answered with the reference's label, and the
+task's F1 (spam F1 for the SMS data).
 Logs the served models into a run of the experiment "serving benchmark", and the figures as its
-metrics (<way>_msg_per_s, <way>_p50_ms, <way>_p95_ms, <way>_agreement).
+metrics (<way>_msg_per_s, <way>_p50_ms, <way>_p95_ms, <way>_agreement, <way>_test_f1).
 """
 
 import contextlib
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import click
 import mlflow
+import pandas as pd
 import torch
 from transformers import pipeline
 
@@ -39,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's st
 
 from steps import register  # noqa: E402
 from steps.core import data  # noqa: E402
-from steps.core.task import read_task  # noqa: E402
+from steps.core.metrics import classification_metrics  # noqa: E402
+from steps.core.task import FILE as TASK_FILE, Task, read_task  # noqa: E402
 from steps.shared.onnx_model import log_onnx_model  # noqa: E402
 
 REQUEST = 1024         # messages in the large request
@@ -99,13 +103,13 @@ def ask(url: str):
     return score
 
 
-def measure(score, texts: list[str]) -> tuple[dict, list[str]]:
-    """messages/s of all `texts` in one call (best of 3) and p50/p95 ms of one-text calls; the labels."""
+def measure(score, texts: list[str]) -> dict:
+    """messages/s of all `texts` in one call (best of 3) and p50/p95 ms of one-text calls."""
     score(texts[:64])  # warm-up
     seconds = []
     for _ in range(3):
         start = time.perf_counter()
-        labels = score(texts)
+        score(texts)
         seconds.append(time.perf_counter() - start)
     latencies = []
     for text in texts[:SINGLES]:
@@ -113,7 +117,14 @@ def measure(score, texts: list[str]) -> tuple[dict, list[str]]:
         score([text])
         latencies.append((time.perf_counter() - start) * 1000)
     quantiles = statistics.quantiles(latencies, n=20)  # 5% steps: [9] is p50, [18] is p95
-    return {"msg_per_s": len(texts) / min(seconds), "p50_ms": quantiles[9], "p95_ms": quantiles[18]}, labels
+    return {"msg_per_s": len(texts) / min(seconds), "p50_ms": quantiles[9], "p95_ms": quantiles[18]}
+
+
+def on_test(labels: list[str], reference_labels: list[str], test: pd.DataFrame, task: Task) -> dict:
+    """Agreement with the reference's labels on the test split, and the task's F1 against its labels."""
+    agreement = sum(a == b for a, b in zip(labels, reference_labels)) / len(test)
+    f1 = classification_metrics(task, test["label"], task.ids(pd.Series(labels), "the answers"))["f1"]
+    return {"agreement": agreement, "test_f1": f1}
 
 
 def log_models(folder: str) -> dict[str, str]:
@@ -132,30 +143,39 @@ def log_models(folder: str) -> dict[str, str]:
 @click.command(help=__doc__)
 @click.option("--checkpoint", required=True, help="URI or folder of train's output (a registered version's "
                                                   "checkpoint_uri tag).")
+@click.option("--test-data", required=True, help="URI of prepare's test.parquet (task.json beside it) for the "
+                                                 "run that trained the checkpoint.")
 @click.option("--data", "data_path", required=True, help="A UCI label<TAB>text file, e.g. the SMS Spam Collection.")
-def main(checkpoint, data_path):
+def main(checkpoint, test_data, data_path):
     click.echo(f"CPU: {cpu()}")
     texts = data.normalise(data.read_table(data_path, "data"))["text"].head(REQUEST).tolist()
+    test = pd.read_parquet(mlflow.artifacts.download_artifacts(test_data))
+    task = read_task(Path(mlflow.artifacts.download_artifacts(test_data.rsplit("/", 1)[0] + f"/{TASK_FILE}")).parent)
     folder = mlflow.artifacts.download_artifacts(checkpoint)
     reference = pipeline("text-classification", model=folder, dtype=torch.float32, batch_size=REFERENCE_BATCH,
                          device="cpu")
-    figures, reference_labels = measure(lambda batch: [row["label"] for row in reference(batch)], texts)
-    results = {f"reference (in-process, fp32, batch {REFERENCE_BATCH})": {**figures, "agreement": 1.0}}
+
+    def reference_score(batch: list[str]) -> list[str]:
+        return [row["label"] for row in reference(batch)]
+
+    reference_labels = reference_score(test["text"].tolist())
+    results = {f"reference (in-process, fp32, batch {REFERENCE_BATCH})":
+               {**measure(reference_score, texts), **on_test(reference_labels, reference_labels, test, task)}}
     mlflow.set_experiment("serving benchmark")
     with mlflow.start_run():
         for name, model_uri in log_models(folder).items():
             with served(model_uri) as url:
-                figures, labels = measure(ask(url), texts)
-            agreement = sum(a == b for a, b in zip(labels, reference_labels)) / len(texts)
-            results[name] = {**figures, "agreement": agreement}
-            click.echo(f"{name}: " + ", ".join(f"{key} {value:.3f}" for key, value in results[name].items()))
+                score = ask(url)
+                results[name] = {**measure(score, texts),
+                                 **on_test(score(test["text"].tolist()), reference_labels, test, task)}
+            click.echo(f"{name}: " + ", ".join(f"{key} {value:.4f}" for key, value in results[name].items()))
         mlflow.log_metrics({f"{name.split()[0]}_{key}": value for name, figures in results.items()
                             for key, value in figures.items()})
     click.echo(f"\n| way | {REQUEST}-message request, msg/s | single message p50 ms | p95 ms | "
-               "agreement with the reference |\n|---|---|---|---|---|")
+               f"test split ({len(test)}): agreement with the reference | test {task.f1_name} |\n|---|---|---|---|---|---|")
     for name, figures in results.items():
         click.echo(f"| {name} | {figures['msg_per_s']:.0f} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} | "
-                   f"{figures['agreement']:.4f} |")
+                   f"{figures['agreement']:.4f} | {figures['test_f1']:.4f} |")
 
 
 if __name__ == "__main__":
