@@ -10,12 +10,14 @@ The ways of scoring:
   order, in-process (no server): the labels the others are compared with;
 - transformers: served as register logs it (register.model_arguments: bf16 where this CPU
   computes it natively, batch 16);
-- onnx, onnx-int8: served as steps.shared.onnx_model.log_onnx_model logs them (batch 16).
+- onnx, onnx-int8: served as steps.shared.onnx_model.log_onnx_model logs them (batch 16);
+- server alone: a model that answers at once, served the same way: what the scoring server
+  (HTTP, JSON, MLflow's input and output conversion) costs by itself.
 Prints the CPU's model name and its bf16, AMX and VNNI (int8) flags, then for each way:
 messages/s of one request of the data file's first 1,024 messages (best of 3), JSON in and out;
 the p50 and p95 latency of 50 requests of one message each; on prepare's test split (one
 request): agreement, the fraction of its messages answered with the reference's label, and the
-task's F1 (spam F1 for the SMS data).
+task's F1 (spam F1 for the SMS data); the server alone is timed only.
 Logs the served models into a run of the experiment "serving benchmark", and the figures as its
 metrics (<way>_msg_per_s, <way>_p50_ms, <way>_p95_ms, <way>_agreement, <way>_test_f1).
 """
@@ -44,11 +46,12 @@ from steps import register  # noqa: E402
 from steps.core import data  # noqa: E402
 from steps.core.metrics import classification_metrics  # noqa: E402
 from steps.core.task import FILE as TASK_FILE, Task, read_task  # noqa: E402
-from steps.shared.onnx_model import log_onnx_model  # noqa: E402
+from steps.shared import onnx_model  # noqa: E402
 
 REQUEST = 1024         # messages in the large request
 SINGLES = 50           # one-message requests for the latency figures
 REFERENCE_BATCH = 64
+FLOOR = "server alone (a model answering its first label)"
 CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "amx_int8", "avx512_vnni", "avx_vnni")
 
 
@@ -127,6 +130,13 @@ def on_test(labels: list[str], reference_labels: list[str], test: pd.DataFrame, 
     return {"agreement": agreement, "test_f1": f1}
 
 
+class FirstLabel(mlflow.pyfunc.PythonModel):
+    """Answers every text with the first label at once: what `mlflow models serve` costs by itself."""
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        return pd.DataFrame({"label": [context.model_config["label"]] * len(model_input), "score": 1.0})
+
+
 def log_models(folder: str) -> dict[str, str]:
     """The checkpoint logged in each served format into the active run: model URIs by name."""
     dtype = register.serving_dtype("auto", "auto")
@@ -135,8 +145,13 @@ def log_models(folder: str) -> dict[str, str]:
     transformers_info = mlflow.transformers.log_model(name="transformers", **arguments)
     uris = {f"transformers ({dtype}, batch {register.BATCH_SIZE})": transformers_info.model_uri}
     for name, int8 in (("onnx", False), ("onnx-int8", True)):
-        uris[f"{name} (batch {register.BATCH_SIZE})"] = log_onnx_model(folder, int8, register.BATCH_SIZE,
-                                                                      name=name).model_uri
+        uris[f"{name} (batch {register.BATCH_SIZE})"] = onnx_model.log_onnx_model(
+            folder, int8, register.BATCH_SIZE, name=name).model_uri
+    uris[FLOOR] = mlflow.pyfunc.log_model(name="server-alone", python_model=FirstLabel(),
+                                          signature=onnx_model.signature(register.BATCH_SIZE),
+                                          model_config={"label": read_task(folder).labels[0]},
+                                          input_example=list(onnx_model.INPUT_EXAMPLE),
+                                          pip_requirements=["mlflow"]).model_uri
     return uris
 
 
@@ -166,17 +181,18 @@ def main(checkpoint, test_data, data_path):
         for name, model_uri in log_models(folder).items():
             with served(model_uri) as url:
                 score = ask(url)
-                results[name] = {**measure(score, texts),
-                                 **on_test(score(test["text"].tolist()), reference_labels, test, task)}
+                results[name] = measure(score, texts)
+                if name != FLOOR:
+                    results[name].update(on_test(score(test["text"].tolist()), reference_labels, test, task))
             click.echo(f"{name}: " + ", ".join(f"{key} {value:.4f}" for key, value in results[name].items()))
         mlflow.log_metrics({f"{name.split()[0]}_{key}": value for name, figures in results.items()
                             for key, value in figures.items()})
-    click.echo(f"\n| way | {REQUEST}-message request, msg/s | single message p50 ms | p95 ms | "
-               f"test split ({len(test)}): agreement with the reference | test {task.f1_name} |\n|---|---|---|---|---|---|")
+    click.echo(f"\n| way | {REQUEST}-message request, msg/s | single message p50 ms | p95 ms | test split "
+               f"({len(test)}): agreement with the reference | test {task.f1_name} |\n|---|---|---|---|---|---|")
     for name, figures in results.items():
+        on_split = (f"{figures['agreement']:.4f} | {figures['test_f1']:.4f}" if "agreement" in figures else "– | –")
         click.echo(f"| {name} | {figures['msg_per_s']:.0f} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} | "
-                   f"{figures['agreement']:.4f} | {figures['test_f1']:.4f} |")
-
+                   f"{on_split} |")
 
 if __name__ == "__main__":
     main()
