@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import onnx
+import onnxruntime
 import pandas as pd
 import pytest
 import torch
@@ -112,6 +113,31 @@ def test_export_fuses_attention_and_layer_norms(checkpoint, tmp_path):
     assert counts["Attention"] == 2 and counts["SkipLayerNormalization"] == 4, counts  # 2 layers
     quantized = collections.Counter(node.op_type for node in onnx.load(tmp_path / "model.onnx").graph.node)
     assert quantized["QAttention"] == 2 and quantized["DynamicQuantizeLinear"] > 0, quantized
+
+
+def test_the_default_models_architecture_distilbert_exports_fused_and_answers_as_torch(tiny_model, tmp_path):
+    """main's default model is distilbert-base-uncased: no token_type_ids, its config names its sizes
+    dim and n_heads. A tiny DistilBERT with random weights on the tiny model's tokenizer stands in."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(DistilBertConfig(
+        vocab_size=tokenizer.vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=128,
+        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)))).eval()
+    model.save_pretrained(tmp_path / "distilbert")
+    tokenizer.save_pretrained(tmp_path / "distilbert")
+
+    counts = onnx_export.build(str(tmp_path / "distilbert"), tmp_path / "model.onnx", int8=False)
+
+    assert counts["Attention"] == 2 and counts["SkipLayerNormalization"] == 4, counts
+    session = onnxruntime.InferenceSession(tmp_path / "model.onnx", providers=["CPUExecutionProvider"])
+    assert [graph_input.name for graph_input in session.get_inputs()] == ["input_ids", "attention_mask"]
+    batch = tokenizer(["ok", "WIN a prize now, call 0800 " * 5], padding=True, return_tensors="np")
+    feeds = {name: batch[name] for name in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        expected = model(**{name: torch.from_numpy(array) for name, array in feeds.items()}).logits.numpy()
+    np.testing.assert_allclose(session.run(["logits"], feeds)[0], expected, atol=1e-4)
 
 
 def test_a_graph_without_attention_to_fuse_is_a_one_line_error(tmp_path):
