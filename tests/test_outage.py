@@ -89,23 +89,31 @@ def recorded(client, parent):
 
 
 def test_server_restarted_mid_training_loses_nothing(server, tmp_path, uci_file, tiny_model, tiny_checks):
-    client = MlflowClient(server.uri)
-    for experiment in ("steady", "restarted"):
-        main = start_main(server, tmp_path, experiment,
-                          tiny_params(uci_file, tiny_model, tiny_checks, registered_model_name=experiment))
-        if experiment == "restarted":
-            wait_for_training(client, experiment, main)
-            server.stop()
-            stopped = time.time()
-            time.sleep(OUTAGE_S)
-            server.start()
-        output = main.communicate(timeout=600)[0]
-        assert main.returncode == 0, output[-3000:]
-    steady, restarted = main_run(client, "steady"), main_run(client, "restarted")
-    train = children(client, restarted)["train"]
-    assert train.info.end_time / 1000 > stopped + OUTAGE_S  # the outage fell inside the training
-    assert recorded(client, restarted) == recorded(client, steady)
-    assert restarted.data.metrics["test_f1"] == steady.data.metrics["test_f1"]  # the same seed, the same model
+    # The same pipeline at the same time on a server of its own that stays up: the reference.
+    steady_server = RestartableServer(tmp_path / "steady")
+    steady_server.folder.mkdir()
+    steady_server.start()
+    try:
+        mains = {experiment: start_main(where, tmp_path, experiment, tiny_params(
+                     uci_file, tiny_model, tiny_checks, registered_model_name=experiment))
+                 for experiment, where in (("steady", steady_server), ("restarted", server))}
+        client = MlflowClient(server.uri)
+        wait_for_training(client, "restarted", mains["restarted"])
+        server.stop()
+        stopped = time.time()
+        time.sleep(OUTAGE_S)
+        server.start()
+        for main in mains.values():
+            output = main.communicate(timeout=600)[0]
+            assert main.returncode == 0, output[-3000:]
+        steady_client = MlflowClient(steady_server.uri)
+        steady, restarted = main_run(steady_client, "steady"), main_run(client, "restarted")
+        train = children(client, restarted)["train"]
+        assert train.info.end_time / 1000 > stopped + OUTAGE_S  # the outage fell inside the training
+        assert recorded(client, restarted) == recorded(steady_client, steady)
+        assert restarted.data.metrics["test_f1"] == steady.data.metrics["test_f1"]  # the same seed, the same model
+    finally:
+        steady_server.stop()
     [version] = client.search_model_versions("name = 'restarted'")
     assert version.status == "READY" and version.tags["validation_status"] == "passed"
 

@@ -1,7 +1,8 @@
-"""Runs against a real tracking server and a real git server on loopback: git URLs, older
-commits, reuse of finished steps, `reproduce`, and the failure paths."""
+"""Runs against a real tracking server and a real git server on loopback: git URLs,
+reuse of finished steps, `reproduce` (which runs a past commit by `--version`), and the failure
+paths. Reuse only of the same commit, and an uncommitted change turning reuse off, are tested
+without a pipeline, in test_steps."""
 
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,19 +96,6 @@ def test_changed_parameter_reruns_from_the_step_it_feeds(first, server, repo, cl
     assert sorted(children(client, changed)) == ["register", "train", "validate"]
 
 
-def test_older_commit_by_version_runs_everything_again(first, server, repo, client,
-        workdir, uci_file, tiny_model, tiny_checks):
-    older = repo["commits"][0]
-    result = mlflow_run(server, workdir, repo["url"], EXPERIMENT, "--version", older,
-                        *tiny_params(uci_file, tiny_model, tiny_checks))
-    assert result.returncode == 0, result.stderr[-3000:]
-    parent = main_runs(client)[-1]
-    steps = children(client, parent)
-    assert sorted(steps) == sorted(STEPS)  # another commit: nothing reused
-    assert {r.data.tags["mlflow.source.git.commit"] for r in [parent, *steps.values()]} == {older}
-    assert parent.data.tags["mlflow.source.name"] == repo["url"]
-
-
 def test_reproduce_gives_the_same_metrics_and_leaves_the_registry_as_it_was(first, server, repo, client, workdir):
     def registry():
         return ({model.name: dict(model.aliases) for model in client.search_registered_models()},
@@ -129,19 +117,6 @@ def test_reproduce_gives_the_same_metrics_and_leaves_the_registry_as_it_was(firs
             assert new.data.metrics[name] == value
             assert reproduce.data.metrics[f"difference_{name}"] == 0
     assert f"reproduced as {new.info.run_id}" in result.stdout
-
-
-def test_dirty_tree_never_reuses(first, server, repo, client, workdir, tmp_path, uci_file, tiny_model, tiny_checks):
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", repo["url"], str(clone)], check=True)
-    (clone / "README.md").write_text("an uncommitted change\n")
-    result = mlflow_run(server, workdir, clone, EXPERIMENT, *tiny_params(uci_file, tiny_model, tiny_checks))
-    assert result.returncode == 0, result.stderr[-3000:]
-    parent = main_runs(client)[-1]
-    steps = children(client, parent)
-    assert sorted(steps) == sorted(STEPS)
-    assert all(r.data.tags["git_dirty"] == "true" for r in steps.values())
-    assert "step reuse off: the tree has uncommitted changes" in result.stdout
 
 
 def test_unreachable_server_is_one_line_naming_the_uri(workdir):

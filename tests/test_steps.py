@@ -393,7 +393,29 @@ def test_promotion_gives_up_in_one_line_when_the_alias_never_settles(tracking, m
         promotion.promote(tracking, "m", version, 0.9)
 
 
-def test_reuse_never_takes_a_step_of_another_main_that_is_still_logging(tracking):
+def test_a_tree_with_uncommitted_changes_turns_step_reuse_off(tmp_path, monkeypatch, capsys):
+    """git_state on a real checkout, clean and then changed; main's reuse follows it."""
+    import git
+
+    repo = git.Repo.init(tmp_path / "checkout")
+    (tmp_path / "checkout" / "README.md").write_text("committed\n")
+    repo.index.add(["README.md"])
+    commit = repo.index.commit("first", author=git.Actor("t", "t@example.com")).hexsha
+    assert tracking_module.git_state(tmp_path / "checkout") == (commit, False)
+    (tmp_path / "checkout" / "README.md").write_text("an uncommitted change\n")
+    assert tracking_module.git_state(tmp_path / "checkout") == (commit, True)
+    assert tracking_module.git_state(tmp_path / "elsewhere") == (None, None)
+
+    for state, reused, said in (((commit, False), commit, ""),
+                                ((commit, True), None, "step reuse off: the tree has uncommitted changes"),
+                                ((None, None), None, "step reuse off: not a git checkout")):
+        monkeypatch.setattr(tracking_module, "git_state", lambda state=state: state)
+        assert main.reuse_commit(use_cache=True) == reused
+        assert capsys.readouterr().out.strip() == said
+    assert main.reuse_commit(use_cache=False) is None
+
+
+def test_reuse_takes_only_a_finished_step_of_the_same_commit(tracking):
     parameters = {"dataset": "sms.tsv", "text_column": "text", "label_column": "label", "labels": "ham,spam",
                   "positive_label": "spam", "test_size": 0.2,
                   "validation_size": 0.1, "seed": 22}
@@ -413,6 +435,7 @@ def test_reuse_never_takes_a_step_of_another_main_that_is_still_logging(tracking
     assert main.reusable_run("prepare", parameters, experiment, "c0ffee") is None
     done = prepare_run("FINISHED", output_uri="runs:/y/data")
     assert main.reusable_run("prepare", parameters, experiment, "c0ffee").info.run_id == done
+    assert main.reusable_run("prepare", parameters, experiment, "another commit") is None
 
 
 def test_reproduction_registers_under_a_model_of_its_own_that_is_deleted(tracking):

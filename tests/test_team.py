@@ -1,7 +1,7 @@
 """The team setup on loopback: runs in PostgreSQL, artifacts in S3 (moto), and `mlflow server
 --app-name basic-auth` in front, with artifacts proxied through the server ("proxied") or
 written to S3 by the steps themselves ("direct", from an isolated environment built from
-conda.yaml). The pipeline, reuse, reproduce and serving through it; a refused password; and
+conda.yaml). The pipeline, reuse and serving through it (reproduce: test_remote); a refused password; and
 a search of everything the pipeline stored for the test's secrets."""
 
 import re
@@ -83,14 +83,6 @@ def rerun(first, team, repo, uci_file, tiny_model, tiny_checks):
     return {"parent": runs_of(team, "main")[-1], "seconds": time.time() - started}
 
 
-@pytest.fixture(scope="module")
-def reproduced(first, team, repo):
-    result = mlflow_run(team, repo["url"], "-e", "reproduce", "-P", f"run_id={first.info.run_id}")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    [reproduce] = runs_of(team, "reproduce")
-    return reproduce
-
-
 def test_pipeline_keeps_runs_in_postgres_and_artifacts_in_s3(team, first):
     steps = children(team, first)
     assert sorted(steps) == sorted(STEPS) and all(r.info.status == "FINISHED" for r in steps.values())
@@ -120,13 +112,6 @@ def test_identical_rerun_reuses_every_step(team, first, rerun):
     assert {step: parent.data.tags[f"{step}_run_id"] for step in STEPS} == \
         {step: run.info.run_id for step, run in original.items()}
     assert rerun["seconds"] < 60
-
-
-def test_reproduce_gives_the_same_metrics(team, first, reproduced):
-    new = team["client"].get_run(reproduced.data.tags["reproduction_run_id"])
-    assert sorted(children(team, new)) == sorted(STEPS)
-    test_metrics = {name: value for name, value in first.data.metrics.items() if name.startswith("test_")}
-    assert test_metrics and all(new.data.metrics[name] == value for name, value in test_metrics.items())
 
 
 def test_champion_is_served_from_the_store(team, first):
@@ -169,11 +154,11 @@ def stored_texts(team, destination: Path):
     return texts
 
 
-def test_no_secret_lands_in_the_store(team, first, rerun, reproduced, tmp_path):
+def test_no_secret_lands_in_the_store(team, first, rerun, tmp_path):
     texts = stored_texts(team, tmp_path)
     assert [where for where, text in texts for secret in team["secrets"] if secret in text] == []
-    # Searched for real: the pipeline, its rerun and the reproduction are a dozen runs with records.
-    assert sum(where.endswith(" artifact environment/versions.txt") for where, _ in texts) >= 12
+    # Searched for real: the pipeline and its rerun are seven runs with records.
+    assert sum(where.endswith(" artifact environment/versions.txt") for where, _ in texts) >= 7
     assert any(where.startswith("logged model ") for where, _ in texts)
 
 
