@@ -194,5 +194,6 @@ def main(checkpoint, test_data, data_path):
         click.echo(f"| {name} | {figures['msg_per_s']:.0f} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} | "
                    f"{on_split} |")
 
+
 if __name__ == "__main__":
     main()

@@ -129,16 +129,3 @@ def tokenized(tracking, uci_file, tiny_model):
     data = output_of(prepare.main, "--dataset", uci_file)
     return output_of(tokenize.main, "--data", data, "--model", tiny_model, "--max-length", 32)
 
-
-# xdist's `--dist loadfile` hands whole modules to the workers in collection order (pyproject.toml
-# turns off its reordering by test count). The modules that run whole pipelines go first, longest
-# first (as measured), so that none of them starts last and runs alone while the other worker idles.
-LONGEST_FIRST = ("test_remote", "test_pipeline", "test_team", "test_outage", "test_resume", "test_distributed",
-                 "test_multiclass", "test_tune", "test_formats", "test_predict")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item):
-        name = item.module.__name__.rsplit(".", 1)[-1]
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-    items.sort(key=rank)  # stable: each module keeps its own order
