@@ -8,6 +8,11 @@ alias and best agree. A validation that wrote a stale alias sees that on its re-
 corrects it. Each check reads the best before the alias: every verdict and every alias write
 is followed by its own validation's check, so the check that comes last sees all verdicts,
 and no alias is written after it.
+
+A store writes an alias as "update if present, else insert": two first writes at once make one
+fail on the alias's unique key (seen on a sqlite-backed server). A write that fails while the alias
+moved under it is such a loss to a concurrent writer, and is settled like any stale write; one that
+fails with the alias unmoved is a real error and is raised.
 """
 
 from mlflow.exceptions import MlflowException
@@ -53,8 +58,13 @@ def promote(client, name: str, version: str, test_f1: float) -> str:
     client.set_model_version_tag(name, version, STATUS_TAG, "passed")
     for _ in range(ATTEMPTS):
         best = best_passed(client, name)  # before the alias is read (why: the module docstring)
-        if champion_version(client, name) == best:
+        champion = champion_version(client, name)
+        if champion == best:
             return best
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, best)
+        try:
+            client.set_registered_model_alias(name, CHAMPION_ALIAS, best)
+        except MlflowException:
+            if champion_version(client, name) == champion:
+                raise
     raise PipelineError(f"@{CHAMPION_ALIAS} of {name} kept moving under {ATTEMPTS} tries to settle it: "
                         f"version {version} is recorded as passed; validate it again to settle the alias")
