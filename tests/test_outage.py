@@ -11,10 +11,8 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, children, tiny_params
 from tests.servers import free_port, mlflow_server
-from tests.test_pipeline import tiny_params
-from tests.test_remote import children
 
 pytestmark = pytest.mark.slow
 

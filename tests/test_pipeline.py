@@ -9,35 +9,16 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PROJECT_DIR, mlflow_run
+from tests.conftest import PROJECT_DIR, STEPS, error_line, mlflow_run, params, tiny_params
 
 pytestmark = pytest.mark.slow
 
-STEPS = ["prepare", "tokenize", "train", "register", "validate"]
 EXPERIMENT = "Spam Classifier Training"
 
 
 def run_project(store, *args):
     """`mlflow run` of this project from a folder that is not the project's."""
     return mlflow_run(store["uri"], store["dir"], PROJECT_DIR, EXPERIMENT, *args)
-
-
-def params(**values):
-    return [arg for key, value in values.items() for arg in ("-P", f"{key}={value}")]
-
-
-def tiny_params(uci_file, tiny_model, checks, **overrides):
-    # The tiny model starts from random weights: a high learning rate and a few epochs teach it. On
-    # template messages TF-IDF is hard to beat, so the tiny model may stay below the baseline.
-    return params(**{"dataset": uci_file, "model": tiny_model, "epochs": 5, "batch_size": 8,
-                     "learning_rate": 3e-3, "min_accuracy": 0.8, "min_f1": 0.7, "checks": checks,
-                     "min_margin_over_baseline": -1, **overrides})
-
-
-def error_line(result):
-    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error: ")]
-    assert lines, result.stdout + result.stderr
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PROJECT_DIR, mlflow_run, run_with_tracking
+from tests.conftest import PROJECT_DIR, STEPS, children, error_line, mlflow_run, run_with_tracking, tiny_params
 from tests.servers import free_port, repo, server  # noqa: F401 (fixtures)
-from tests.test_pipeline import STEPS, error_line, tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +35,6 @@ def main_runs(client):
     experiment = client.get_experiment_by_name(EXPERIMENT)
     return client.search_runs([experiment.experiment_id], "tags.`mlflow.project.entryPoint` = 'main'",
                               order_by=["attributes.start_time ASC"])
-
-
-def children(client, parent):
-    runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    return {r.data.tags["mlflow.project.entryPoint"]: r for r in runs}
 
 
 @pytest.fixture(scope="module")

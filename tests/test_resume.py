@@ -13,9 +13,8 @@ import pytest
 
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import mlflow_run
+from tests.conftest import mlflow_run, params, tiny_params
 from tests.servers import repo, server  # noqa: F401 (fixtures)
-from tests.test_pipeline import params, tiny_params
 
 pytestmark = pytest.mark.slow
 

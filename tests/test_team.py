@@ -16,10 +16,9 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from steps.shared import tracking
-from tests.conftest import PROJECT_DIR, run_with_tracking
+from tests.conftest import PROJECT_DIR, STEPS, run_with_tracking, tiny_params
 from tests.servers import postgres, repo, s3  # noqa: F401 (fixtures)
 from tests.servers import ADMIN, BUCKET, background, free_port, need, s3_objects, team_server
-from tests.test_pipeline import STEPS, tiny_params
 
 pytestmark = pytest.mark.slow
 
