@@ -26,6 +26,7 @@ from transformers import pipeline
 
 from steps.core import hardware
 from steps.core.errors import PipelineError
+from steps.core.recipe import PRECISIONS
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.shared import tracking
 from steps.shared.onnx_model import log_onnx_model
@@ -108,7 +109,7 @@ def register(model_uri: str, name: str, tags: dict[str, str]):
 @click.option("--batch-size", type=click.IntRange(min=1), default=BATCH_SIZE, show_default=True,
               help="Inference batch size of the served model.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N, mps, or auto.")
-@click.option("--dtype", type=click.Choice(hardware.PRECISIONS), default="auto", show_default=True,
+@click.option("--dtype", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="The served weights' type; auto: bf16 where this machine computes it natively, fp16 on older "
                    "GPUs, else fp32.")
 @click.option("--serving-format", type=click.Choice(FORMATS), default="transformers", show_default=True,

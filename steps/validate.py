@@ -134,8 +134,9 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
         reason = rejection_reason(rules, {**scores, **rates})
         if reason:
             promotion.reject(client, name, version, reason)
+            stays = promotion.champion_version(client, name)  # this version itself, when it is validated again
             raise PipelineError(f"{name} version {version} not promoted: {reason}; "
-                                + (f"champion stays at version {champion}" if champion else "no champion set"))
+                                + (f"champion stays at version {stays}" if stays else "no champion set"))
         best = promotion.promote(client, name, version, scores["f1"])
         click.echo(f"{name} version {version} passed; @{promotion.CHAMPION_ALIAS} is version {best}"
                    + ("" if best == str(version) else

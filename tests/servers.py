@@ -79,6 +79,9 @@ def mlflow_server(folder: Path, *options, env=None, port=None):
     uri = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", port, "--workers", "1",
                *options]
+    # No background job runners (MLflow's GenAI jobs, which the pipeline does not use): starting them
+    # keeps a 2-core machine busy for most of a minute after /health answers.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
     return uri, background(command, folder, "mlflow server", lambda: answers(f"{uri}/health"), env)
 
 

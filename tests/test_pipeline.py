@@ -1,7 +1,15 @@
-"""`mlflow run` of the whole project, in a subprocess, against a temporary sqlite store."""
+"""The whole project as a user runs it: `mlflow run` of its git URL (a git daemon serving this
+checkout on loopback) against a tracking server, every step in a subprocess. The runs and what
+they log, the registered version and its gate, reuse of finished steps, two mains at once,
+`reproduce`, and the failure paths. Reuse only of the same commit, and an uncommitted change
+turning it off, are tested without a pipeline (test_steps); the project folder with the default
+sqlite store, in test_multiclass."""
 
 import json
 import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -9,40 +17,48 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PROJECT_DIR, STEPS, error_line, mlflow_run, params, tiny_params
+from tests.conftest import PROJECT_DIR, STEPS, children, error_line, mlflow_run, params, run_with_tracking, tiny_params
+from tests.servers import free_port, repo, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 
 EXPERIMENT = "Spam Classifier Training"
 
 
-def run_project(store, *args):
-    """`mlflow run` of this project from a folder that is not the project's."""
-    return mlflow_run(store["uri"], store["dir"], PROJECT_DIR, EXPERIMENT, *args)
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("elsewhere")  # not the project: local paths would not resolve here
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("store")
-    return {"dir": folder, "uri": f"sqlite:///{folder / 'mlflow.db'}"}
+def run_project(server, repo, workdir):
+    """`mlflow run` of the project's git URL through the server, from a folder that is not the project's."""
+    return lambda *args: mlflow_run(server, workdir, repo["url"], EXPERIMENT, *args)
 
 
 @pytest.fixture(scope="module")
-def client(store):
-    mlflow.set_tracking_uri(store["uri"])
-    yield MlflowClient(store["uri"])
+def client(server):
+    mlflow.set_tracking_uri(server)
+    yield MlflowClient(server)
     mlflow.set_tracking_uri(None)
 
 
+def main_runs(client, filter_string=""):
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([experiment.experiment_id], " AND ".join(
+        ["tags.`mlflow.project.entryPoint` = 'main'", *([filter_string] if filter_string else [])]),
+        order_by=["attributes.start_time ASC"])
+
+
 @pytest.fixture(scope="module")
-def pipeline(store, client, uci_file, tiny_model, tiny_checks):
-    result = run_project(store, *tiny_params(uci_file, tiny_model, tiny_checks))
+def pipeline(run_project, client, uci_file, tiny_model, tiny_checks):
+    result = run_project(*tiny_params(uci_file, tiny_model, tiny_checks))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
     [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = {r.data.tags["mlflow.project.entryPoint"]: r for r in runs if r is not parent}
-    return {"result": result, "parent": parent, "children": children}
+    steps = {r.data.tags["mlflow.project.entryPoint"]: r for r in runs if r is not parent}  # in the order they ran
+    return {"result": result, "parent": parent, "children": steps}
 
 
 def test_one_parent_with_five_finished_children_in_order(pipeline):
@@ -55,6 +71,23 @@ def test_one_parent_with_five_finished_children_in_order(pipeline):
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.experiment_id == parent.info.experiment_id
         assert parent.data.tags[f"{step}_run_id"] == child.info.run_id
+
+
+def test_runs_record_the_commit_the_source_and_the_environment(pipeline, repo, client):
+    first, steps = pipeline["parent"], pipeline["children"]
+    for current in [first, *steps.values()]:
+        tags = current.data.tags
+        assert tags["mlflow.source.git.commit"] == repo["commits"][1]
+        assert tags["git_dirty"] == "false"
+        assert [a.path for a in client.list_artifacts(current.info.run_id, "environment")] == \
+            ["environment/versions.txt"]
+    assert first.data.tags["mlflow.source.name"] == repo["url"]
+    assert steps["train"].data.params["weight_decay"] == "0.0"  # defaults recorded too
+    assert steps["train"].data.params["seed"] == steps["prepare"].data.params["seed"] == "22"
+    assert len({r.data.tags["data_digest"] for r in steps.values() if r.data.tags["mlflow.project.entryPoint"]
+                in ("prepare", "tokenize", "train", "register")}) == 1
+    versions = client.download_artifacts(steps["train"].info.run_id, "environment/versions.txt")
+    assert f"mlflow=={mlflow.__version__}" in open(versions).read()
 
 
 def test_each_step_reads_the_previous_steps_output_uri(pipeline):
@@ -89,7 +122,7 @@ def test_train_prints_where_it_is_and_the_time_left(pipeline):
     assert "{'loss'" not in out  # no raw log dicts
 
 
-def test_version_registered_with_aliases_and_lineage(pipeline, client):
+def test_version_registered_with_aliases_and_lineage(pipeline, repo, client):
     children = pipeline["children"]
     version = client.get_model_version_by_alias("spam-classifier", "champion")
     assert str(version.version) == "1"
@@ -97,7 +130,7 @@ def test_version_registered_with_aliases_and_lineage(pipeline, client):
     assert version.tags["train_run_id"] == children["train"].info.run_id
     assert version.tags["data_digest"] == children["prepare"].data.tags["data_digest"]
     assert version.tags["validation_status"] == "passed"
-    assert len(version.tags["git_commit"]) == 40 or not (PROJECT_DIR / ".git").exists()
+    assert version.tags["git_commit"] == repo["commits"][1]
 
 
 def test_parent_records_metrics_and_the_summary_says_how_to_serve(pipeline):
@@ -139,41 +172,92 @@ def test_champion_loads_through_pyfunc_and_says_ham_or_spam(pipeline):
     assert predictions["label"].tolist() == ["ham", "spam"]
 
 
-def test_main_with_tune_trials_trains_with_the_best_trial(pipeline, store, client, uci_file, tiny_model, tiny_checks):
-    # The search's learning rates are too small for the tiny model to learn much: its gate is off.
-    result = run_project(store, *tiny_params(uci_file, tiny_model, tiny_checks, tune_trials=2, use_cache="false",
-                                             registered_model_name="tuned", min_accuracy=0, min_f1=0,
-                                             min_check_pass_rate=0), "--run-name", "tuned")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def test_identical_rerun_reuses_every_step(pipeline, run_project, client, uci_file, tiny_model, tiny_checks):
+    first = pipeline["parent"]
+    started = time.time()
+    result = run_project(*tiny_params(uci_file, tiny_model, tiny_checks))
+    assert result.returncode == 0, result.stderr[-3000:]
+    second = main_runs(client)[-1]
+    original = pipeline["children"]
+    assert children(client, second) == {}  # nothing ran again
+    for step in STEPS:
+        assert second.data.tags[f"{step}_reused"] == "true"
+        assert second.data.tags[f"{step}_run_id"] == original[step].info.run_id
+    assert "(reused)" in result.stdout and second.data.metrics["test_f1"] == first.data.metrics["test_f1"]
+    assert time.time() - started < 60
+
+
+def test_two_mains_with_changed_training_at_once_rerun_from_train_and_champion_ends_on_the_better(
+        pipeline, run_project, client, uci_file, tiny_model, tiny_checks):
+    # Each reuses the first pipeline's prepare and tokenize (same data, same commit) and trains,
+    # registers and validates its own; a new model name keeps the first's versions as they are. The
+    # thresholds are off (a short training may leave the tiny model unlearned): promotion is tested.
+    gate_off = {"min_accuracy": 0, "min_f1": 0, "min_check_pass_rate": 0}
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda epochs: run_project("--run-name", f"race {epochs}", *tiny_params(
+            uci_file, tiny_model, tiny_checks, epochs=epochs, registered_model_name="race", **gate_off)), (4, 6)))
+    parents = main_runs(client, "attributes.run_name LIKE 'race %'")
+    assert len(parents) == 2, [result.stderr[-2000:] for result in results]
+    first = pipeline["children"]
+    verdicts = {}
+    for parent, result in zip(sorted(parents, key=lambda run: run.info.run_name), results):  # epochs' order
+        assert [parent.data.tags[f"{step}_reused"] for step in STEPS] == ["true", "true", "false", "false", "false"]
+        assert [parent.data.tags[f"{step}_run_id"] for step in ("prepare", "tokenize")] == \
+            [first[step].info.run_id for step in ("prepare", "tokenize")]
+        steps = children(client, parent)
+        assert sorted(steps) == ["register", "train", "validate"]
+        version = client.get_model_version("race", steps["register"].data.tags["output_uri"].split("/")[-1])
+        assert version.tags["train_run_id"] == steps["train"].info.run_id  # its own chain, not the other's
+        assert steps["validate"].data.params["model_uri"] == f"models:/race/{version.version}"
+        # The later validation may be refused for scoring below the champion on its split; nothing else fails.
+        assert result.returncode == 0 or "< champion (version" in error_line(result), result.stderr[-3000:]
+        verdicts[version.version] = version.tags
+    passed = {(float(tags["test_f1"]), int(number)) for number, tags in verdicts.items()
+              if tags["validation_status"] == "passed"}
+    assert passed, verdicts
+    assert int(client.get_model_version_by_alias("race", "champion").version) == max(passed)[1]
+
+
+def test_reproduce_gives_the_same_metrics_and_leaves_the_registry_as_it_was(pipeline, run_project, repo, client):
+    first = pipeline["parent"]
+
+    def registry():
+        return ({model.name: dict(model.aliases) for model in client.search_registered_models()},
+                sorted((v.name, v.version) for v in client.search_model_versions()))
+
+    before = registry()
+    result = run_project("-e", "reproduce", "-P", f"run_id={first.info.run_id}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert registry() == before  # no alias moved, no version left behind
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    [parent] = client.search_runs([experiment.experiment_id], "attributes.run_name = 'tuned'")
-    steps = {r.data.tags["mlflow.project.entryPoint"]: r for r in client.search_runs(
-        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-        order_by=["attributes.start_time ASC"])}
-    assert list(steps) == ["prepare", "tokenize", "tune", "train", "register", "validate"]
-    tune, train = steps["tune"], steps["train"]
-    assert tune.data.params["tokenized"] == steps["tokenize"].data.tags["output_uri"]
-    assert len(client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{tune.info.run_id}'")) == 2
-    for key in ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay"):
-        assert float(train.data.params[key]) == float(tune.data.params[f"best_{key}"]), key
+    [reproduce] = client.search_runs([experiment.experiment_id], "tags.`mlflow.project.entryPoint` = 'reproduce'")
+    new = client.get_run(reproduce.data.tags["reproduction_run_id"])
+    assert new.data.tags["mlflow.parentRunId"] == reproduce.info.run_id
+    assert new.data.tags["mlflow.source.git.commit"] == repo["commits"][1]
+    assert sorted(children(client, new)) == sorted(STEPS)  # run again, not reused
+    for name, value in first.data.metrics.items():
+        if name.startswith("test_"):
+            assert new.data.metrics[name] == value
+            assert reproduce.data.metrics[f"difference_{name}"] == 0
+    assert f"reproduced as {new.info.run_id}" in result.stdout
 
 
-def validate_version(store, pipeline, version, checks, **gate):
-    return run_project(store, "-e", "validate", *params(
+def validate_version(run_project, pipeline, version, checks, **gate):
+    return run_project("-e", "validate", *params(
         model_uri=f"models:/spam-classifier/{version}", checks=checks, min_accuracy=0.5, min_f1=0.5,
         **{"min_margin_over_baseline": -1, **gate},
         test_data=pipeline["children"]["prepare"].data.tags["output_uri"] + "/test.parquet"))
 
 
-def test_failed_checks_reject_the_version_and_leave_the_champion(pipeline, store, client, tmp_path):
+def test_failed_checks_reject_the_version_and_leave_the_champion(pipeline, run_project, client, tmp_path):
     checkpoint = pipeline["children"]["train"].data.tags["output_uri"]
-    result = run_project(store, "-e", "register", *params(checkpoint=checkpoint))
+    result = run_project("-e", "register", *params(checkpoint=checkpoint))
     assert result.returncode == 0, result.stderr[-2000:]
     assert str(client.get_model_version_by_alias("spam-classifier", "candidate").version) == "2"
 
     wrong = tmp_path / "wrong.csv"  # no capability column: one group
     wrong.write_text("text,label\nAre we still on for lunch tomorrow?,spam\nWINNER! Click HERE for a FREE car,spam\n")
-    result = validate_version(store, pipeline, 2, wrong, min_check_pass_rate=0.6)
+    result = validate_version(run_project, pipeline, 2, wrong, min_check_pass_rate=0.6)
     assert result.returncode != 0
     assert error_line(result) == ("Error: spam-classifier version 2 not promoted: behaviour checks passed 1/2 (50.0%) "
                                   "< min_check_pass_rate 0.6; failed: 'Are we still on for lunch tomorrow?...' "
@@ -183,19 +267,16 @@ def test_failed_checks_reject_the_version_and_leave_the_champion(pipeline, store
     assert version.tags["validation_status"] == "rejected"
     assert "min_check_pass_rate 0.6" in version.tags["rejection_reason"]
 
-    # The same failure at a pass rate the gate accepts: promoted.
-    result = validate_version(store, pipeline, 2, wrong, min_check_pass_rate=0.5)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert str(client.get_model_version_by_alias("spam-classifier", "champion").version) == "2"
 
-
-def test_a_version_below_the_baseline_is_rejected(pipeline, store, client, tiny_checks):
+def test_a_version_below_the_baseline_is_rejected(pipeline, run_project, client, tiny_checks):
+    # The champion itself, validated again under a stricter gate: rejected, and still the champion.
     champion = client.get_model_version_by_alias("spam-classifier", "champion").version
-    result = validate_version(store, pipeline, 1, tiny_checks, min_margin_over_baseline=0.5)  # F1 above 1: never
+    assert champion == "1"
+    result = validate_version(run_project, pipeline, 1, tiny_checks, min_margin_over_baseline=0.5)  # F1 above 1: never
     assert result.returncode != 0
     assert re.fullmatch(r"Error: spam-classifier version 1 not promoted: test spam F1 \d\.\d{4} < baseline "
                         r"\(TF-IDF \+ linear SVM\) F1 \d\.\d{4} \+ min_margin_over_baseline 0\.5; "
-                        r"champion stays at version \d+", error_line(result)), error_line(result)
+                        r"champion stays at version 1", error_line(result)), error_line(result)
     assert client.get_model_version_by_alias("spam-classifier", "champion").version == champion
 
 
@@ -204,9 +285,9 @@ def test_a_version_below_the_baseline_is_rejected(pipeline, store, client, tiny_
     ({"model": "distilbert/distilbert-base-uncased"}, "tokenize", "pass a local path instead"),
 ])
 def test_bad_input_fails_the_step_and_the_parent_and_registers_nothing(
-        pipeline, store, client, uci_file, tiny_model, tiny_checks, bad, failing_step, fragment):
+        pipeline, run_project, client, uci_file, tiny_model, tiny_checks, bad, failing_step, fragment):
     versions_before = len(client.search_model_versions("name='spam-classifier'"))
-    result = run_project(store, *tiny_params(uci_file, tiny_model, tiny_checks, use_cache="false", **bad),
+    result = run_project(*tiny_params(uci_file, tiny_model, tiny_checks, use_cache="false", **bad),
                         "--run-name", f"bad-{failing_step}")
     assert result.returncode != 0
     assert error_line(result).startswith(f"Error: step {failing_step} failed (run ") and fragment in error_line(result)
@@ -217,3 +298,34 @@ def test_bad_input_fails_the_step_and_the_parent_and_registers_nothing(
     assert [c.data.tags["mlflow.project.entryPoint"] for c in children] == STEPS[:STEPS.index(failing_step) + 1][::-1]
     assert {c.data.tags["mlflow.project.entryPoint"]: c.info.status for c in children}[failing_step] == "FAILED"
     assert len(client.search_model_versions("name='spam-classifier'")) == versions_before
+
+
+def test_commit_that_does_not_exist(pipeline, server, run_project, repo, client, uci_file, tiny_model, tiny_checks):
+    first = pipeline["parent"]
+    missing = "0" * 40
+    fake = client.create_run(first.info.experiment_id, tags={
+        "mlflow.project.entryPoint": "main", "mlflow.source.name": repo["url"], "mlflow.source.git.commit": missing})
+    client.set_terminated(fake.info.run_id, "FINISHED")
+    result = run_with_tracking(server, PROJECT_DIR, sys.executable, "-m", "steps.reproduce",
+                               "--run-id", fake.info.run_id)
+    assert result.returncode == 1
+    assert error_line(result) == (f"Error: commit {missing} does not exist in {repo['url']}: "
+                                  "was it pushed, or the history rewritten?")
+    result = run_project("--version", missing, *tiny_params(uci_file, tiny_model, tiny_checks))
+    assert result.returncode != 0 and missing in result.stderr
+
+
+def test_unreachable_server_is_one_line_naming_the_uri():
+    uri = f"http://127.0.0.1:{free_port()}"
+    for command in (["steps.reproduce", "--run-id", "0" * 32], ["steps.prepare", "--dataset", "x.csv"]):
+        result = run_with_tracking(uri, PROJECT_DIR, sys.executable, "-m", *command)
+        assert result.returncode == 1
+        assert result.stderr.strip().startswith(f"Error: cannot reach the MLflow tracking server at {uri} (")
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_reproduce_of_a_run_that_does_not_exist(server):
+    result = run_with_tracking(server, PROJECT_DIR, sys.executable, "-m", "steps.reproduce",
+                               "--run-id", "0123456789abcdef0123456789abcdef")
+    assert result.returncode == 1
+    assert error_line(result).startswith("Error: no run 0123456789abcdef0123456789abcdef at " + server)

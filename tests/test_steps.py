@@ -2,6 +2,7 @@
 
 import json
 import random
+import types
 from pathlib import Path
 
 import mlflow
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from datasets import Dataset, DatasetDict
 from mlflow.exceptions import MlflowException
+from mlflow.projects import _project_spec
 from transformers import AutoTokenizer
 
 from steps import main, prepare, register, reproduce, tokenize, train
@@ -21,6 +23,7 @@ from steps.core.task import Task, read_task
 from steps.core.training import read_tokenized
 from steps.shared import evaluation, promotion, scoring
 from steps.shared import tracking as tracking_module
+from tests.conftest import PROJECT_DIR
 
 SMS = Task(("ham", "spam"), "spam")
 
@@ -428,6 +431,49 @@ def test_a_tree_with_uncommitted_changes_turns_step_reuse_off(tmp_path, monkeypa
         assert main.reuse_commit(use_cache=True) == reused
         assert capsys.readouterr().out.strip() == said
     assert main.reuse_commit(use_cache=False) is None
+
+
+class RecordedSteps:
+    """main's run_step without processes: each step's parameters recorded, a run with an output URI returned."""
+
+    def __init__(self):
+        self.calls = {}
+
+    def __call__(self, entry_point, parameters, experiment_id, reuse_commit):
+        self.calls[entry_point] = parameters
+        output = "models:/m/1" if entry_point == "register" else f"runs:/{entry_point}-run/out"
+        return types.SimpleNamespace(data=types.SimpleNamespace(tags={"output_uri": output}))
+
+
+@pytest.mark.parametrize("trials", [0, 2])
+def test_main_feeds_each_step_the_previous_outputs_and_train_the_best_trial(tmp_path, monkeypatch, trials):
+    best = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 2.0, "warmup_ratio": 0.1, "weight_decay": 0.01}
+    (tmp_path / "best_params.json").write_text(json.dumps(best))
+    steps = RecordedSteps()
+    monkeypatch.setattr(main, "run_step", steps)
+    monkeypatch.setattr(tracking_module, "download", lambda uri, what: tmp_path / "best_params.json")
+    params = main.main.make_context("main", ["--tune-trials", str(trials), "--learning-rate", "0.003",
+                                             "--seed", "7", "--use-cache", "false"]).params
+    main.run_pipeline(params, "0")
+
+    calls = steps.calls
+    assert list(calls) == ["prepare", "tokenize", *(["tune"] if trials else []), "train", "register", "validate"]
+    assert calls["tokenize"]["data"] == "runs:/prepare-run/out" and calls["prepare"]["seed"] == 7
+    assert calls["train"]["tokenized"] == "runs:/tokenize-run/out"
+    assert calls["register"]["checkpoint"] == "runs:/train-run/out"
+    assert calls["validate"]["model_uri"] == "models:/m/1"
+    assert calls["validate"]["test_data"] == "runs:/prepare-run/out/test.parquet"
+    trained = {key: calls["train"][key] for key in best}
+    if trials:
+        tune = calls["tune"]
+        assert tune["tokenized"] == "runs:/tokenize-run/out" and tune["trials"] == trials
+        assert not set(best) & set(tune) and tune["seed"] == "7"  # the searched settings are the search's own
+        assert trained == {key: str(value) for key, value in best.items()}
+    else:
+        assert trained["learning_rate"] == "0.003" and trained["epochs"] == "3.0"
+    assert calls["train"]["seed"] == "7"
+    project = _project_spec.load_project(str(PROJECT_DIR))  # each step is given only what its entry point declares
+    assert all(set(given) <= set(project.get_entry_point(step).parameters) for step, given in calls.items())
 
 
 def test_reuse_takes_only_a_finished_step_of_the_same_commit(tracking):

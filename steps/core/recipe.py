@@ -5,7 +5,7 @@ hyperparameter is a new field here and a line in MLproject."""
 
 from dataclasses import asdict, dataclass, field, fields
 
-from steps.core.hardware import PRECISIONS
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # train's precision, register's serving dtype
 
 
 def setting(default, help: str = "", **limits):  # noqa: A002 (click's word)
