@@ -16,6 +16,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Nothing here may reach the Hub: fail at once instead of retrying a network that is not there.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# MLflow's telemetry thread, finding no network, removes its session variable from os.environ; a
+# request iterating os.environ at that moment (requests' proxy lookup) fails with KeyError
+# '_MLFLOW_TELEMETRY_SESSION_ID' (seen once in a full run). Nothing here can send telemetry anyway.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 # train's system metrics: a sample a second, so that the tests' short trainings log some
 os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"
 # pytest-xdist's workers run under a __main__ with neither __spec__ nor __file__, which pyspark
