@@ -8,10 +8,12 @@ import mlflow
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from mlflow.projects import _project_spec
 
 from tests.fixtures import build_tiny_bert, messages, tickets, write_uci
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = _project_spec.load_project(str(PROJECT_DIR))  # the MLproject, as `mlflow run` reads it
 
 # Nothing here may reach the Hub: fail at once instead of retrying a network that is not there.
 os.environ["HF_HUB_OFFLINE"] = "1"

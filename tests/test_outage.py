@@ -10,11 +10,10 @@ import sys
 import time
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
 from steps.core.task import FILE as TASK_FILE
-from tests.conftest import PROJECT_DIR, STEPS, children, tiny_params
+from tests.conftest import PROJECT, PROJECT_DIR, STEPS, children, tiny_params
 from tests.servers import free_port, mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -134,8 +133,7 @@ def test_server_restarted_mid_training_loses_nothing(server, tmp_path, uci_file,
     assert {f"checkpoint/{name}" for name in ("config.json", "model.safetensors", "tokenizer.json",
                                               "tokenizer_config.json", TASK_FILE)} | {"training_args.json"} <= files
     assert not [name for name in files if name.startswith("resumable/")]
-    project = yaml.safe_load((PROJECT_DIR / "MLproject").read_text())
-    assert set(train.data.params) == {*project["entry_points"]["train"]["parameters"], "effective_batch_size"}
+    assert set(train.data.params) == {*PROJECT.get_entry_point("train").parameters, "effective_batch_size"}
     [version] = client.search_model_versions("name = 'restarted'")
     assert version.status == "READY" and version.tags["validation_status"] == "passed"
 

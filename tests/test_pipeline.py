@@ -62,11 +62,11 @@ def pipeline(run_project, client, uci_file, tiny_model, tiny_checks):
 
 
 def test_one_parent_with_five_finished_children_in_order(pipeline):
-    parent, children = pipeline["parent"], pipeline["children"]
+    parent, steps = pipeline["parent"], pipeline["children"]
     assert parent.info.status == "FINISHED" and parent.data.tags["mlflow.project.entryPoint"] == "main"
     assert re.fullmatch(r"model\d*/tiny-bert on data\d*/SMSSpamCollection, 5 epochs, seed 22", parent.info.run_name)
-    assert list(children) == STEPS
-    for step, child in children.items():
+    assert list(steps) == STEPS
+    for step, child in steps.items():
         assert child.info.status == "FINISHED", step
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.experiment_id == parent.info.experiment_id
@@ -123,12 +123,12 @@ def test_train_prints_where_it_is_and_the_time_left(pipeline):
 
 
 def test_version_registered_with_aliases_and_lineage(pipeline, repo, client):
-    children = pipeline["children"]
+    steps = pipeline["children"]
     version = client.get_model_version_by_alias("spam-classifier", "champion")
     assert str(version.version) == "1"
     assert str(client.get_model_version_by_alias("spam-classifier", "candidate").version) == "1"
-    assert version.tags["train_run_id"] == children["train"].info.run_id
-    assert version.tags["data_digest"] == children["prepare"].data.tags["data_digest"]
+    assert version.tags["train_run_id"] == steps["train"].info.run_id
+    assert version.tags["data_digest"] == steps["prepare"].data.tags["data_digest"]
     assert version.tags["validation_status"] == "passed"
     assert version.tags["git_commit"] == repo["commits"][1]
 
@@ -293,10 +293,10 @@ def test_bad_input_fails_the_step_and_the_parent_and_registers_nothing(
     assert error_line(result).startswith(f"Error: step {failing_step} failed (run ") and fragment in error_line(result)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     [parent] = client.search_runs([experiment.experiment_id], f"attributes.run_name = 'bad-{failing_step}'")
-    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    ran = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert parent.info.status == "FAILED"
-    assert [c.data.tags["mlflow.project.entryPoint"] for c in children] == STEPS[:STEPS.index(failing_step) + 1][::-1]
-    assert {c.data.tags["mlflow.project.entryPoint"]: c.info.status for c in children}[failing_step] == "FAILED"
+    assert [c.data.tags["mlflow.project.entryPoint"] for c in ran] == STEPS[:STEPS.index(failing_step) + 1][::-1]
+    assert {c.data.tags["mlflow.project.entryPoint"]: c.info.status for c in ran}[failing_step] == "FAILED"
     assert len(client.search_model_versions("name='spam-classifier'")) == versions_before
 
 

@@ -6,11 +6,9 @@ import optuna
 
 import pytest
 import yaml
-from mlflow.projects import _project_spec
 
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT, PROJECT_DIR
 
-PROJECT = _project_spec.load_project(str(PROJECT_DIR))
 ENTRY_POINTS = ["main", "prepare", "tokenize", "tune", "train", "register", "validate", "predict", "reproduce"]
 
 

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 from datasets import Dataset, DatasetDict
 from mlflow.exceptions import MlflowException
-from mlflow.projects import _project_spec
 from transformers import AutoTokenizer
 
 from steps import main, prepare, register, reproduce, tokenize, train
@@ -23,7 +22,7 @@ from steps.core.task import Task, read_task
 from steps.core.training import read_tokenized
 from steps.shared import evaluation, promotion, scoring
 from steps.shared import tracking as tracking_module
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT
 
 SMS = Task(("ham", "spam"), "spam")
 
@@ -472,8 +471,8 @@ def test_main_feeds_each_step_the_previous_outputs_and_train_the_best_trial(tmp_
     else:
         assert trained["learning_rate"] == "0.003" and trained["epochs"] == "3.0"
     assert calls["train"]["seed"] == "7"
-    project = _project_spec.load_project(str(PROJECT_DIR))  # each step is given only what its entry point declares
-    assert all(set(given) <= set(project.get_entry_point(step).parameters) for step, given in calls.items())
+    # each step is given only what its entry point declares
+    assert all(set(given) <= set(PROJECT.get_entry_point(step).parameters) for step, given in calls.items())
 
 
 def test_reuse_takes_only_a_finished_step_of_the_same_commit(tracking):
