@@ -47,7 +47,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Tra
 from steps import prepare, tokenize
 from steps.core import data, gate, hardware
 from steps.core.metrics import classification_metrics, trainer_metrics
-from steps.core.recipe import Recipe, field_type
+from steps.core.recipe import FIELDS, Recipe, field_type
 from steps.core.training import fine_tune
 from steps.shared.scoring import predict
 
@@ -114,7 +114,7 @@ def parse_recipe(overrides) -> Recipe:
     values = {}
     for item in overrides:
         key, value = item.split("=", 1)
-        kind = field_type(key)
+        kind = field_type(FIELDS[key])
         values[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     return Recipe(**values)
 

@@ -24,9 +24,10 @@ from mlflow.tracking import MlflowClient
 
 from steps.core import baseline, hub
 from steps.core.errors import PipelineError
-from steps.core.recipe import SEARCHED
+from steps.core.reading import Reading
+from steps.core.recipe import SEARCHED, Recipe
 from steps.shared import promotion, tracking
-from steps.shared.cli import recipe_from, recipe_options
+from steps.shared.cli import spec_from, spec_options
 from steps.shared.evaluation import PROJECT_NAMES
 
 # how train spreads over processes and machines, and whether it resumes a killed run
@@ -90,11 +91,11 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
         return runs[name].data.tags[tracking.OUTPUT_TAG]
 
     # train's device: the same machine's GPU when there is one, unless the pipeline is told "cpu"
-    recipe = recipe_from(params, device="cpu" if params["device"] == "cpu" else "auto")
+    recipe = spec_from(Recipe, params, device="cpu" if params["device"] == "cpu" else "auto")
     data = step("prepare", dataset=params["dataset"], text_column=params["text_column"],
                 label_column=params["label_column"], labels=params["labels"], positive_label=params["positive_label"],
                 test_size=params["test_size"], validation_size=params["validation_size"], seed=recipe.seed)
-    tokenized = step("tokenize", data=data, model=params["model"], max_length=params["max_length"])
+    tokenized = step("tokenize", data=data, model=params["model"], **spec_from(Reading, params).params())
     if params["tune_trials"] > 0:
         fixed = {key: value for key, value in recipe.params().items() if key not in SEARCHED}
         best = step("tune", tokenized=tokenized, model=params["model"], trials=params["tune_trials"],
@@ -157,8 +158,8 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 @click.option("--test-size", default="0.2", show_default=True)
 @click.option("--validation-size", default="0.1", show_default=True)
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
-@click.option("--max-length", default="128", show_default=True)
-@recipe_options(exclude=("device",))
+@spec_options(Reading)
+@spec_options(Recipe, exclude=("device",))
 @click.option("--serving-batch-size", default="16", show_default=True, help="The served model's batch size.")
 @click.option("--serving-dtype", default="auto", show_default=True, help="register's dtype for the served weights.")
 @click.option("--serving-format", default="transformers", show_default=True,

@@ -5,12 +5,15 @@ Inputs:  checkpoint (URI of train's output), registered_model_name, batch_size a
          weights are cast to when the model loads; auto: bf16 where this machine has it natively),
          serving_format (transformers: the tutorial's model; onnx: the checkpoint exported, fused
          by ONNX Runtime and served by it; onnx-int8: the same with int8 weights).
+         Every format reads a text as tokenize did (the task's reading: max_length, long_text).
 Logs:    a text-classification pipeline with mlflow.transformers.log_model (signature with
-         params, input example, model_config, torch_dtype, explicit pip requirements, the task
-         from the checkpoint's task.json in the model's metadata: it answers the task's class
-         names, id2label from the task); tag
-         dtype; with serving_format onnx or onnx-int8 instead, an ONNX Runtime pyfunc model
-         (steps/shared/onnx_model.py) that takes and answers what the transformers one does; a new
+         params, input example, model_config with truncation at the trained max_length,
+         torch_dtype, explicit pip requirements, the task from the checkpoint's task.json in the
+         model's metadata: it answers the task's class names, id2label from the task); tag
+         dtype. With long_text head_tail or chunks (which the pipeline cannot read) or with
+         serving_format onnx or onnx-int8 instead, the project's own pyfunc model
+         (steps/served/model.py: the checkpoint in torch, or in ONNX Runtime), which takes and
+         answers what the transformers one does; a new
          version of registered_model_name with alias `candidate` and tags serving_format and lineage
          (train run, data digest, git commit). A failure after registering deletes the version again.
 Output:  models:/<registered_model_name>/<version>
@@ -26,11 +29,12 @@ from transformers import pipeline
 
 from steps.core import hardware
 from steps.core.errors import PipelineError
+from steps.core.reading import Reading
 from steps.core.recipe import PRECISIONS
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.shared import tracking
-from steps.shared.onnx_model import log_onnx_model
 from steps.shared.scoring import TASK_METADATA
+from steps.shared.serving import log_served_model
 
 CANDIDATE_ALIAS = "candidate"
 FORMATS = ("transformers", "onnx", "onnx-int8")
@@ -74,11 +78,20 @@ def model_arguments(classifier, task, batch_size: int, device: str, dtype: str) 
     `mlflow.transformers.load_model(uri, torch_dtype=torch.float32)` gets them back exactly).
 
     `device` is stored as the user set it ("auto" by default): at load time MLflow places the
-    model itself (a visible GPU, or MLFLOW_DEFAULT_PREDICTION_DEVICE)."""
+    model itself (a visible GPU, or MLFLOW_DEFAULT_PREDICTION_DEVICE). The pipeline's tokenizer
+    truncates at the max_length the model was trained at (not a request's param: served as trained)."""
     model_config = {"batch_size": batch_size, "device": device}
+    truncation = {"truncation": True, "max_length": reading_of(task).max_length}
     return {"transformers_model": classifier, "task": "text-classification", "torch_dtype": hardware.DTYPES[dtype],
-            "input_example": (list(task.examples), model_config), "model_config": {**model_config, **ONE_CLASS},
+            "input_example": (list(task.examples), model_config),
+            "model_config": {**model_config, **ONE_CLASS, **truncation},
             "pip_requirements": PIP_REQUIREMENTS, "metadata": {TASK_METADATA: task.to_dict()}}
+
+
+def reading_of(task) -> Reading:
+    """How the model reads a text: as tokenize recorded, or tokenize's defaults for a checkpoint
+    trained before it recorded it."""
+    return task.reading or Reading()
 
 
 def lineage(checkpoint_uri: str, register_run) -> dict[str, str]:
@@ -120,15 +133,20 @@ def main(checkpoint, registered_model_name, batch_size, device, dtype, serving_f
         tracking.carry_data_digest(checkpoint)
         folder = tracking.download(checkpoint, "the checkpoint")
         task = checkpoint_task(folder)
-        if serving_format == "transformers":
+        reading = reading_of(task)
+        if serving_format != "transformers":
+            model_info = log_served_model(folder, serving_format, reading, batch_size, examples=task.examples,
+                                          metadata={TASK_METADATA: task.to_dict()})
+        else:
             dtype = serving_dtype(dtype, device)
             mlflow.set_tag("dtype", dtype)
-            model_info = mlflow.transformers.log_model(
-                name="model",
-                **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
-        else:
-            model_info = log_onnx_model(folder, quantize=serving_format == "onnx-int8", batch_size=batch_size,
-                                        metadata={TASK_METADATA: task.to_dict()}, examples=task.examples)
+            if reading.long_text == "head":
+                model_info = mlflow.transformers.log_model(
+                    name="model",
+                    **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
+            else:  # the pipeline reads a text's head only: the same checkpoint in torch, read as trained
+                model_info = log_served_model(folder, "torch", reading, batch_size, dtype=dtype, examples=task.examples,
+                                              metadata={TASK_METADATA: task.to_dict()})
         mlflow.set_tag(FORMAT_TAG, serving_format)
         version = register(model_info.model_uri, registered_model_name,
                            {**lineage(checkpoint, mlflow.get_run(run.info.run_id)), FORMAT_TAG: serving_format})

@@ -33,7 +33,7 @@ from steps.core.recipe import Recipe
 from steps.core.task import FILE as TASK_FILE
 from steps.core.training import fine_tune, read_tokenized
 from steps.shared import launch, resumable, tracking
-from steps.shared.cli import process_options, recipe_from, recipe_options
+from steps.shared.cli import process_options, spec_from, spec_options
 
 # The Trainer's MLflow callback would log every TrainingArguments field as a param, and
 # clash with this step's own params (`learning_rate` "5e-5" vs "5e-05"); the full
@@ -63,14 +63,14 @@ def train_process(folder: str, model_name: str, output_dir: str, recipe: Recipe,
 @click.command(help=__doc__)
 @click.option("--tokenized", required=True, help="URI of tokenize's output folder.")
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
-@recipe_options()
+@spec_options(Recipe)
 @click.option("--resume", type=bool, default=True, show_default=True,
               help="Go on from the latest epoch of an unfinished run with these params and commit (one machine); "
                    "false: start over.")
 @process_options
 def main(tokenized, model, resume, num_processes, num_machines, machine_rank, main_process_ip, main_process_port,
          **options):
-    recipe = recipe_from(options)
+    recipe = spec_from(Recipe, options)
     processes = launch.Processes(num_processes, num_machines, machine_rank, main_process_ip, main_process_port)
     if not processes.is_main_machine:
         train_on_another_machine(tokenized, model, recipe, processes)

@@ -31,7 +31,7 @@ from steps.core.errors import PipelineError
 from steps.core.recipe import SEARCHED, Recipe
 from steps.core.training import fine_tune, read_tokenized
 from steps.shared import tracking
-from steps.shared.cli import recipe_from, recipe_options
+from steps.shared.cli import spec_from, spec_options
 
 matplotlib.use("Agg")  # no display on servers
 
@@ -108,12 +108,12 @@ def search(study: optuna.Study, run_trial, trials: int) -> optuna.trial.FrozenTr
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @click.option("--trials", type=click.IntRange(min=1), default=8, show_default=True,
               help="Finished trials the study should hold (shared by every process on one storage).")
-@recipe_options(exclude=SEARCHED)
+@spec_options(Recipe, exclude=SEARCHED)
 @click.option("--tune-storage", default="", help="Optuna RDB storage URL (sqlite:///..., postgresql://...); "
                                                  "empty: in memory, this process alone.")
 @click.option("--study-name", default="", help="Empty: named after the tokenized data and the model.")
 def main(tokenized, model, trials, tune_storage, study_name, **options):
-    fixed = recipe_from(options)
+    fixed = spec_from(Recipe, options)
     with tracking.step_run() as run:
         tracking.carry_data_digest(tokenized)
         folder = Path(tracking.download(tokenized, "the tokenized splits"))

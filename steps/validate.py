@@ -15,7 +15,8 @@ Logs:    through mlflow.models.evaluate, into this run: MLflow's classifier metr
          baseline_ and champion_ alike); with checks, checks_pass_rate overall and
          checks_pass_rate_<capability> and behaviour_checks.json; misclassified.json;
          format_disagreements: how many test messages the version (in its serving format and
-         dtype: tag serving_format) answers differently from its fp32 checkpoint.
+         dtype: tag serving_format) answers differently from its fp32 checkpoint read the same
+         way; messages_per_second: the version's scoring of the test split, in this process.
 Gate:    MetricThresholds checked by mlflow.validate_evaluation_results: the checks' pass rate
          reaches min_check_pass_rate (when there are checks), the thresholds hold, the task's F1 is
          at least the baseline's plus min_margin_over_baseline, and no worse than the current
@@ -26,6 +27,7 @@ Gate:    MetricThresholds checked by mlflow.validate_evaluation_results: the che
 Output:  models:/<name>/<version>
 """
 
+import time
 from pathlib import Path
 
 import click
@@ -35,6 +37,7 @@ from mlflow.tracking import MlflowClient
 
 from steps.core import baseline, gate
 from steps.core.errors import PipelineError
+from steps.core.reading import Reading
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.shared import promotion, tracking
 from steps.shared.evaluation import evaluate, rejection_reason
@@ -43,13 +46,14 @@ from steps.shared.scoring import checkpoint_predict, load_model, model_task, pre
 
 def format_disagreements(client, name: str, version: str, texts, predicted, task) -> tuple[str, int | None]:
     """The version's serving format, and how many texts it labels otherwise than its fp32
-    checkpoint does (logged as format_disagreements); None when no checkpoint is recorded."""
+    checkpoint does (logged as format_disagreements); None when no checkpoint is recorded. `task`
+    is the version's own: the checkpoint reads texts as the version does."""
     tags = client.get_model_version(name, version).tags
     serving_format = tags.get("serving_format", "transformers")
     if "checkpoint_uri" not in tags:
         return serving_format, None
-    reference, _ = predict(checkpoint_predict(tracking.download(tags["checkpoint_uri"], "the version's checkpoint")),
-                           texts, task)
+    checkpoint = tracking.download(tags["checkpoint_uri"], "the version's checkpoint")
+    reference, _ = predict(checkpoint_predict(checkpoint, task.reading or Reading()), texts, task)
     disagreements = int((reference != predicted).sum())
     mlflow.log_metric("format_disagreements", disagreements)
     return serving_format, disagreements
@@ -87,11 +91,14 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
                                 f"data has {', '.join(task.labels)}: validate it on the output of its own prepare")
         model = load_model(f"models:/{name}/{version}")
 
+        start = time.perf_counter()
         predicted, probabilities = predict(model.predict, test["text"], task)
+        mlflow.log_metric("messages_per_second", len(test) / (time.perf_counter() - start))
         scores = evaluate(task, test["text"], test["label"], predicted, probabilities, "test_")
         mlflow.log_table(test.assign(predicted=predicted, probability=probabilities.max(axis=1))
                          [predicted != test["label"].to_numpy()], "misclassified.json")
-        serving_format, disagreements = format_disagreements(client, name, version, test["text"], predicted, task)
+        serving_format, disagreements = format_disagreements(client, name, version, test["text"], predicted,
+                                                             trained_on)
         baseline_scores = evaluate(task, test["text"], test["label"], *baseline.baseline_predictions(train, test),
                                    "baseline_")
         check_results, rates = None, {}

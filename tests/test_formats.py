@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from steps import predict, register, train, validate
-from steps.shared.onnx_model import MODEL_FILE
+from steps.served.text_classifier import ONNX_GRAPH
 from tests.conftest import output_of
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def test_a_broken_onnx_artifact_fails_validate_in_one_line(tracking, checkpoint,
     checkpoint_uri, data = checkpoint
     version = output_of(register.main, "--checkpoint", checkpoint_uri, "--registered-model-name", "broken",
                         "--serving-format", "onnx")
-    [graph] = Path.cwd().glob(f"mlruns/**/{MODEL_FILE}")  # the tracking fixture's artifact root
+    [graph] = Path.cwd().glob(f"mlruns/**/{ONNX_GRAPH}")  # the tracking fixture's artifact root
     graph.write_bytes(b"not a graph") if damage == "corrupt" else graph.unlink()
     result = CliRunner().invoke(validate.main, ["--model-uri", version, "--test-data", f"{data}/test.parquet",
                                                 "--checks", str(tiny_checks), *map(str, GATE)])

@@ -22,7 +22,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 
 from steps.core import onnx_export
 from steps.core.errors import PipelineError
-from steps.shared.onnx_model import log_onnx_model
+from mlflow.exceptions import MlflowException
+
+from steps.core.reading import Reading
+from steps.shared.serving import log_served_model
 from tests.servers import answers, background, free_port
 
 LABELS = ("ham", "spam", "question")
@@ -64,7 +67,7 @@ def checkpoint(tmp_path_factory, tiny_model, sms_rows):
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory, checkpoint):
-    """The checkpoint logged by log_onnx_model as fp32 and as int8 into a store of this module's
+    """The checkpoint logged by log_served_model as fp32 and as int8 into a store of this module's
     own, once: {"onnx": (model info, local copy of the model), "onnx-int8": ...}."""
     root = tmp_path_factory.mktemp("onnx-store")
     with pytest.MonkeyPatch.context() as patch:
@@ -73,8 +76,8 @@ def logged(tmp_path_factory, checkpoint):
         mlflow.set_experiment("onnx")  # not the experiment an earlier module of this worker left active
         try:
             with mlflow.start_run():
-                infos = {name: log_onnx_model(str(checkpoint), quantize=name.endswith("int8"), batch_size=BATCH_SIZE,
-                                              metadata={"classifier_task": {"labels": list(LABELS)}}, name=name)
+                infos = {name: log_served_model(str(checkpoint), name, Reading(), BATCH_SIZE,
+                                                metadata={"classifier_task": {"labels": list(LABELS)}}, name=name)
                          for name in ("onnx", "onnx-int8")}
             return {name: (info, Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(root / name))))
                     for name, info in infos.items()}
@@ -201,11 +204,11 @@ def test_every_class_answers_as_the_transformers_pyfunc(logged, checkpoint, text
     has it, so the transformers model is logged with top_k "", the pipeline's "not given"."""
     classifier = pipeline("text-classification", model=str(checkpoint), tokenizer=str(checkpoint), device="cpu")
     mlflow.transformers.save_model(classifier, tmp_path / "transformers", task="text-classification",
-                                   model_config={"batch_size": BATCH_SIZE, "top_k": ""},
+                                   model_config={"batch_size": BATCH_SIZE, "top_k": "", "truncation": True,
+                                                 "max_length": Reading().max_length},  # as register logs it
                                    input_example=(texts[:2], {"batch_size": BATCH_SIZE}),
                                    pip_requirements=["transformers"])
-    short = texts[:22]  # the pipeline does not truncate
-    answers = {name: mlflow.pyfunc.load_model(folder, model_config={"top_k": None}).predict(short)
+    answers = {name: mlflow.pyfunc.load_model(folder, model_config={"top_k": None}).predict(texts)
                for name, folder in (("transformers", tmp_path / "transformers"), ("onnx", logged["onnx"][1]))}
 
     assert list(answers["onnx"].columns) == list(answers["transformers"].columns) == [0, 1, 2]
@@ -213,8 +216,8 @@ def test_every_class_answers_as_the_transformers_pyfunc(logged, checkpoint, text
         assert [cell["label"] for cell in onnx_row] == [cell["label"] for cell in transformers_row]
         np.testing.assert_allclose([cell["score"] for cell in onnx_row], [cell["score"] for cell in transformers_row],
                                    atol=1e-4)
-    assert list(mlflow.pyfunc.load_model(logged["onnx"][1]).predict(short).columns) == \
-        list(mlflow.pyfunc.load_model(tmp_path / "transformers").predict(short).columns) == ["label", "score"]
+    assert list(mlflow.pyfunc.load_model(logged["onnx"][1]).predict(texts).columns) == \
+        list(mlflow.pyfunc.load_model(tmp_path / "transformers").predict(texts).columns) == ["label", "score"]
 
 
 def test_takes_what_the_transformers_pyfunc_takes(logged, texts):
@@ -236,7 +239,7 @@ def test_a_broken_model_file_is_a_one_line_error(logged, tmp_path, damage):
     else:
         graph.unlink()
 
-    with pytest.raises(PipelineError, match="cannot load the ONNX model at .*serving_format=onnx") as error:
+    with pytest.raises(MlflowException, match="cannot load the ONNX model at .*serving_format=onnx") as error:
         mlflow.pyfunc.load_model(folder)
     assert "\n" not in str(error.value)
 

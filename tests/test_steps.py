@@ -18,6 +18,7 @@ from steps import main, prepare, register, reproduce, tokenize, train
 from steps.core import baseline, data, gate, hardware, hub
 from steps.core.errors import PipelineError
 from steps.core.metrics import classification_metrics
+from steps.core.reading import Reading
 from steps.core.task import Task, read_task
 from steps.core.training import read_tokenized
 from steps.shared import evaluation, promotion, scoring
@@ -50,10 +51,11 @@ def test_tokenize_truncates_without_padding_and_measures_lengths(tiny_model):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     texts = ["hi", "call me when you get home", "win " * 40]
     splits = DatasetDict({s: Dataset.from_dict({"text": texts, "label": [0, 0, 1]}) for s in tokenize.SPLITS})
-    tokenized, stats = tokenize.tokenize_splits(splits, tokenizer, max_length=16)
+    tokenized, stats = tokenize.tokenize_splits(splits, tokenizer, Reading(max_length=16))
     lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
     assert lengths[0] < lengths[1] < lengths[2] == 16  # unpadded, the long one truncated
-    assert tokenized["train"].column_names == ["label", "input_ids", "token_type_ids", "attention_mask"]
+    assert tokenized["train"].column_names == ["input_ids", "token_type_ids", "attention_mask", "label", "document"]
+    assert tokenized["train"]["document"] == [0, 1, 2] and stats["train_windows"] == 3
     assert stats["token_length_max"] == 42 and stats["fraction_truncated"] == pytest.approx(1 / 3)
 
 

@@ -7,7 +7,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.svm import LinearSVC
 
-from steps.core.metrics import softmax
+from steps.served.text_classifier import softmax
 
 NAME = "TF-IDF + linear SVM"
 

@@ -8,12 +8,7 @@ import numpy as np
 from sklearn import metrics
 
 from steps.core.task import Task, metric_key
-
-
-def softmax(logits) -> np.ndarray:
-    logits = np.asarray(logits, dtype=float)
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+from steps.served import text_classifier
 
 
 def roc_auc(task: Task, labels, probabilities) -> float | None:
@@ -48,9 +43,16 @@ def classification_metrics(task: Task, labels, predicted, probabilities=None) ->
     return {name: float(value) for name, value in scores.items()}
 
 
-def trainer_metrics(task: Task):
-    """`compute_metrics` for the HF Trainer: logits and label ids in, the task's metrics out."""
+def trainer_metrics(task: Task, documents=None):
+    """`compute_metrics` for the HF Trainer: logits and label ids in, the task's metrics out. With
+    `documents` (each evaluated window's text, long_text=chunks), scored per text, as served: the
+    mean of its windows' probabilities."""
     def compute(eval_prediction) -> dict[str, float]:
-        logits = eval_prediction.predictions
-        return classification_metrics(task, eval_prediction.label_ids, logits.argmax(axis=-1), softmax(logits))
+        probabilities, labels = text_classifier.softmax(eval_prediction.predictions), np.asarray(eval_prediction.label_ids)
+        if documents is not None:
+            count = max(documents) + 1
+            probabilities = text_classifier.pool(probabilities, documents, count)
+            labels = np.zeros(count, dtype=labels.dtype)
+            labels[np.asarray(documents)] = eval_prediction.label_ids  # a text's windows share its label
+        return classification_metrics(task, labels, probabilities.argmax(axis=-1), probabilities)
     return compute

@@ -36,10 +36,9 @@ class Recipe:
                 for name, value in asdict(self).items()}
 
 
-def field_type(name: str) -> type:
-    """The Python type of a Recipe field (its annotation is a string under dataclasses' handling)."""
-    kind = FIELDS[name].type
-    return {"int": int, "float": float, "bool": bool, "str": str}.get(kind, kind)
+def field_type(spec_field) -> type:
+    """The Python type of a spec's field (its annotation is a string under dataclasses' handling)."""
+    return {"int": int, "float": float, "bool": bool, "str": str}.get(spec_field.type, spec_field.type)
 
 
 SEARCHED = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay")

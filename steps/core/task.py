@@ -5,12 +5,13 @@ splits; every later step reads it from there (or from the registered model's met
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from steps.core.errors import PipelineError
+from steps.core.reading import Reading
 
 FILE = "task.json"
 SMS_LABELS = ("ham", "spam")  # the demo's labels keep ham = 0, spam = 1, and spam as the positive class
@@ -23,6 +24,7 @@ class Task:
     positive_label: str | None = None  # binary tasks only: the class whose F1, precision and recall are scored
     examples: tuple[str, ...] = field(default=(), compare=False)  # a text of each of the first classes: the
     # registered model's input example
+    reading: Reading | None = field(default=None, compare=False)  # how tokenize read the texts (None before it)
 
     @property
     def is_binary(self) -> bool:
@@ -56,11 +58,12 @@ class Task:
 
     def to_dict(self) -> dict:
         return {"labels": list(self.labels), "positive_label": self.positive_label, "average": self.average,
-                "examples": list(self.examples)}
+                "examples": list(self.examples), **({"reading": asdict(self.reading)} if self.reading else {})}
 
     @classmethod
     def from_dict(cls, fields: dict) -> "Task":
-        return cls(tuple(fields["labels"]), fields.get("positive_label"), tuple(fields.get("examples", ())))
+        reading = Reading(**fields["reading"]) if "reading" in fields else None
+        return cls(tuple(fields["labels"]), fields.get("positive_label"), tuple(fields.get("examples", ())), reading)
 
     def ids(self, names: pd.Series, what: str = "the data") -> pd.Series:
         """Label names as ids; a one-line error naming any label the task does not have."""

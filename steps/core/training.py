@@ -61,6 +61,7 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
     device "auto" takes a GPU (or Apple's MPS) when there is one, else the CPU; "cpu" forces the CPU.
     """
     on_cpu = recipe.device == "cpu" or not hardware.has_accelerator()
+    chunks = task.reading is not None and task.reading.long_text == "chunks"
     precision = hardware.pick_precision(recipe.precision, on_cpu)
     set_seed(recipe.seed)  # the new classification head is drawn at loading, before the Trainer seeds anything
     model = hub.load_pretrained(
@@ -79,8 +80,9 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
         use_cpu=on_cpu,
         bf16=precision == "bf16",  # autocast: weights stay fp32
         fp16=precision == "fp16",
-        # Batches of similar lengths waste little on padding.
-        train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
+        # Batches of similar lengths waste little on padding. Not with chunks: the Trainer would then
+        # also shuffle the validation windows, which must stay in order to be pooled into their texts.
+        train_sampling_strategy="group_by_length" if recipe.group_by_length and not chunks else "random",
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=1,  # with load_best_model_at_end the best is kept as well
@@ -104,7 +106,8 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
         eval_dataset=tokenized["validation"],
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),  # pad each batch to its longest message
-        compute_metrics=trainer_metrics(task),
+        # with long_text=chunks, each validation text is scored as served: its windows' mean
+        compute_metrics=trainer_metrics(task, list(tokenized["validation"]["document"]) if chunks else None),
     )
     trainer.remove_callback(PrinterCallback)
     for callback in (ProgressLines(), *callbacks):

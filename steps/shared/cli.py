@@ -1,15 +1,18 @@
-"""Command-line options made from the Recipe's fields, so that train, tune and main declare no
-hyperparameter of their own: `@recipe_options()` adds `--<field>` for each field (its type, range,
-default and help from steps/core/recipe.py), and `recipe_from(kwargs)` collects them back; and
-the options of training on several processes or machines (launch.Processes)."""
+"""Command-line options made from the core's specs (steps/core/recipe.py's Recipe,
+steps/core/reading.py's Reading), so that no step declares a setting of its own:
+`@spec_options(Recipe)` adds `--<field>` for each field (its type, range, default and help), and
+`spec_from(Recipe, kwargs)` collects them back; and the options of training on several processes
+or machines (launch.Processes)."""
+
+from dataclasses import fields
 
 import click
 
-from steps.core.recipe import FIELDS, Recipe, field_type
+from steps.core.recipe import field_type
 
 
-def option_type(name: str):
-    limits, kind = FIELDS[name].metadata, field_type(name)
+def option_type(spec_field):
+    limits, kind = spec_field.metadata, field_type(spec_field)
     if "choices" in limits:
         return click.Choice(limits["choices"])
     if kind is int and "min" in limits:
@@ -20,20 +23,21 @@ def option_type(name: str):
     return kind
 
 
-def recipe_options(exclude=()):
-    """A decorator adding an option for each Recipe field not in `exclude`."""
+def spec_options(spec, exclude=()):
+    """A decorator adding an option for each field of the dataclass `spec` not in `exclude`."""
     def decorate(command):
-        for name in reversed([name for name in FIELDS if name not in exclude]):
-            spec = FIELDS[name]
-            command = click.option(f"--{name.replace('_', '-')}", type=option_type(name), default=spec.default,
-                                   show_default=True, help=spec.metadata["help"] or None)(command)
+        for spec_field in reversed([f for f in fields(spec) if f.name not in exclude]):
+            command = click.option(f"--{spec_field.name.replace('_', '-')}", type=option_type(spec_field),
+                                   default=spec_field.default, show_default=True,
+                                   help=spec_field.metadata["help"] or None)(command)
         return command
     return decorate
 
 
-def recipe_from(options: dict, **given) -> Recipe:
-    """The Recipe of a command's options (fields it has no option for from `given`, else the defaults)."""
-    return Recipe(**{**given, **{name: value for name, value in options.items() if name in FIELDS}})
+def spec_from(spec, options: dict, **given):
+    """The `spec` of a command's options (fields it has no option for from `given`, else the defaults)."""
+    names = {f.name for f in fields(spec)}
+    return spec(**{**given, **{name: value for name, value in options.items() if name in names}})
 
 
 def process_options(command):

@@ -9,6 +9,7 @@ validate and predict read, so that ROC AUC and `score_<label>` have every class'
 """
 
 import ast
+from dataclasses import asdict
 
 import mlflow
 import numpy as np
@@ -17,7 +18,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.utils.models import get_model_name_and_version
 
 from steps.core.errors import PipelineError
+from steps.core.reading import Reading
 from steps.core.task import Task
+from steps.served import text_classifier
 
 CLASS_SCORES = {"top_k": None}  # the text-classification pipeline's own switch for every class's score
 TASK_METADATA = "classifier_task"  # the model's metadata key of its task (MLflow's own `task` names the pipeline)
@@ -27,7 +30,12 @@ def load_model(uri: str):
     """The pyfunc model at `uri`, answering every class's score (CLASS_SCORES)."""
     try:
         return mlflow.pyfunc.load_model(uri, model_config=CLASS_SCORES)
-    except (MlflowException, OSError) as err:  # a PipelineError (a broken ONNX graph) says what to do itself
+    except MlflowException as err:
+        if err.error_code == "INVALID_STATE":  # the served model's own one line (a broken ONNX graph) says what to do
+            raise PipelineError(err.message) from None
+        raise PipelineError(f"cannot load model '{uri}' ({str(err).splitlines()[0][:200]}): "
+                            "pass a registered version, e.g. models:/spam-classifier/1") from None
+    except OSError as err:
         raise PipelineError(f"cannot load model '{uri}' ({str(err).splitlines()[0][:200]}): "
                             "pass a registered version, e.g. models:/spam-classifier/1") from None
 
@@ -90,11 +98,8 @@ def predict(predict_batch, texts, task: Task) -> tuple[np.ndarray, np.ndarray]:
     return probabilities.argmax(axis=1), probabilities
 
 
-def checkpoint_predict(checkpoint_dir: str):
-    """A batch function (as predict takes) of the fp32 checkpoint itself, through the transformers
-    pipeline on the CPU: the reference a served format is compared with."""
-    from transformers import pipeline
-
-    classifier = pipeline("text-classification", model=checkpoint_dir, tokenizer=checkpoint_dir, device="cpu",
-                          batch_size=64)
-    return lambda texts: pd.DataFrame(classifier(texts, top_k=None))
+def checkpoint_predict(checkpoint_dir: str, reading: Reading):
+    """A batch function (as predict takes) of the fp32 checkpoint itself, in torch on the CPU or a
+    GPU, reading texts as the model was trained: the reference a served format is compared with."""
+    scorer = text_classifier.checkpoint_scorer(checkpoint_dir, asdict(reading))
+    return lambda texts: text_classifier.answer(scorer.probabilities(list(texts), 64), scorer.labels, None)

@@ -1,0 +1,49 @@
+"""The project's own served text classifier: an MLflow pyfunc logged from this file (MLflow's
+models from code: `mlflow.models.set_model` below), with text_classifier.py beside it as its
+code. Neither imports anything of `steps`, so a registered version loads wherever MLflow serves
+it, whatever the project's layout becomes.
+
+Artifacts: `model.onnx` and `tokenizer` (its files with config.json: the labels), for ONNX
+           Runtime; or `checkpoint` (train's folder), for torch in model_config's dtype.
+Takes:   texts (a list, one string, a Series, or the one-column DataFrame MLflow makes of
+         `{"inputs": [...]}`, `{"dataframe_split": ...}` ...); param batch_size.
+Answers: a DataFrame of `label` and `score` (that label's probability), one row per text, in
+         input order; with model_config top_k set (None: every class), one column per rank
+         instead, each a {"label", "score"} dict, best first. Each text is read as the model was
+         trained (model_config's max_length, long_text and stride).
+"""
+
+import mlflow
+import pandas as pd
+
+try:
+    import text_classifier  # as served: MLflow puts the model's code folder on sys.path
+except ImportError:  # while register logs the model from the project
+    from steps.served import text_classifier
+
+
+class TextClassifier(mlflow.pyfunc.PythonModel):
+    """model_config: max_length, long_text, stride (the reading), batch_size, top_k (as the
+    transformers pipeline's), dtype (torch) and intra_op_num_threads (ONNX Runtime; 0: one per
+    physical core)."""
+
+    def load_context(self, context):
+        self.config = dict(context.model_config)
+        artifacts = context.artifacts
+        if text_classifier.CHECKPOINT in artifacts:
+            self.scorer = text_classifier.checkpoint_scorer(artifacts[text_classifier.CHECKPOINT], self.config,
+                                                            self.config["dtype"])
+        else:
+            self.scorer = text_classifier.onnx_scorer(artifacts[text_classifier.ONNX_GRAPH],
+                                                      artifacts[text_classifier.TOKENIZER], self.config,
+                                                      self.config["intra_op_num_threads"])
+
+    # MLflow's pyfunc hands predict a DataFrame (the signature's one string column). Saying so also
+    # tells MLflow to take the logged signature rather than infer one from the hint.
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        batch_size = (params or {}).get("batch_size") or self.config["batch_size"]
+        probabilities = self.scorer.probabilities(text_classifier.texts_of(model_input), batch_size)
+        return text_classifier.answer(probabilities, self.scorer.labels, self.config["top_k"])
+
+
+mlflow.models.set_model(TextClassifier())

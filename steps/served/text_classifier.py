@@ -1,0 +1,176 @@
+"""A fine-tuned text classifier's reading and scoring, the same in training and serving: which
+tokens of a text longer than the model's window it reads, how a text's windows are scored (in
+ONNX Runtime or in torch) and pooled into its answer, and the answer in the shape of MLflow's
+transformers text-classification pyfunc. tokenize cuts the training texts with `encode`; the
+served model (model.py beside this file) reads every request with it. Imports nothing of
+`steps`: it ships inside each registered model as its code.
+
+long_text:
+  head       the first max_length tokens (the Transformers default truncation);
+  head_tail  the first quarter and the last three quarters of the window (Sun et al. 2019, "How
+             to Fine-Tune BERT for Text Classification?": head 128 + tail 382 of 512 read long
+             reviews best among the truncations they tried);
+  chunks     windows of max_length tokens, each overlapping the one before by `stride` tokens; a
+             text's answer is the mean of its windows' class probabilities (each window is a view
+             of the same document: no one window's confidence should outvote the rest).
+"""
+
+import os
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_STATE
+from transformers import AutoConfig, AutoTokenizer
+
+LONG_TEXT = ("head", "head_tail", "chunks")
+ONNX_GRAPH, TOKENIZER, CHECKPOINT = "model.onnx", "tokenizer", "checkpoint"  # the served model's artifacts
+HEAD_SHARE = 0.25  # head_tail: the head's share of the window, as Sun et al.'s 128 of 510
+
+
+def head_tail(special: list[int], max_length: int) -> list[int]:
+    """The positions a head_tail window keeps of one encoded text, given its special-tokens mask:
+    every special token, the first quarter of the room left and the last three quarters."""
+    content = [i for i, is_special in enumerate(special) if not is_special]
+    budget = max_length - (len(special) - len(content))
+    if len(content) <= budget:
+        return list(range(len(special)))
+    head = int(budget * HEAD_SHARE)
+    dropped = set(content[head:len(content) - (budget - head)])
+    return [i for i in range(len(special)) if i not in dropped]
+
+
+def encode(tokenizer, texts: list[str], max_length: int, long_text: str = "head",
+           stride: int = 0) -> tuple[dict[str, list[list[int]]], list[int]]:
+    """The model's inputs (input_ids, attention_mask, token_type_ids where the tokenizer makes
+    them), one row per window, unpadded; and each window's text, as an index into `texts`.
+    Every text, an empty one too, gets at least one window."""
+    texts = list(texts)
+    if long_text == "chunks":
+        encoded = tokenizer(texts, truncation=True, max_length=max_length, stride=stride,
+                            return_overflowing_tokens=True)
+        documents = list(encoded.pop("overflow_to_sample_mapping"))
+        return dict(encoded), documents
+    if long_text == "head_tail":
+        encoded = tokenizer(texts, return_special_tokens_mask=True, verbose=False)
+        kept = [head_tail(special, max_length) for special in encoded.pop("special_tokens_mask")]
+        return ({name: [[row[i] for i in keep] for row, keep in zip(rows, kept)] for name, rows in encoded.items()},
+                list(range(len(texts))))
+    if long_text != "head":
+        raise ValueError(f"long_text={long_text!r}: pick one of {', '.join(LONG_TEXT)}")
+    return dict(tokenizer(texts, truncation=True, max_length=max_length)), list(range(len(texts)))
+
+
+def pool(probabilities: np.ndarray, documents, count: int) -> np.ndarray:
+    """Each text's class probabilities: the mean over its windows' (rows of `probabilities`)."""
+    documents = np.asarray(documents)
+    sums = np.zeros((count, probabilities.shape[1]))
+    np.add.at(sums, documents, probabilities)
+    return sums / np.bincount(documents, minlength=count)[:, None]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def texts_of(model_input) -> list[str]:
+    """The texts of a request. Through MLflow's pyfunc they come as a one-column DataFrame, whatever
+    the caller sent; called directly, the model also takes a list, a Series or one string."""
+    if isinstance(model_input, pd.DataFrame):
+        if model_input.shape[1] != 1:
+            raise MlflowException.invalid_parameter_value(
+                f"expected one column of texts, got columns {list(model_input.columns)}")
+        model_input = model_input.iloc[:, 0]
+    return [model_input] if isinstance(model_input, str) else ["" if text is None else str(text)
+                                                               for text in model_input]
+
+
+def answer(probabilities: np.ndarray, labels: list[str], top_k) -> pd.DataFrame:
+    """Rows as the transformers pipeline gives them: with top_k "" (its "not given") the best label
+    and its score; else one column per rank, top_k of them (None: all), ties in label order."""
+    ranked = np.argsort(-probabilities, axis=1, kind="stable")
+    if top_k == "":
+        best = ranked[:, 0]
+        return pd.DataFrame({"label": [labels[i] for i in best],
+                             "score": probabilities[np.arange(len(best)), best]})
+    return pd.DataFrame([[{"label": labels[i], "score": float(row[i])} for i in ranks[:top_k]]
+                         for row, ranks in zip(probabilities, ranked)])
+
+
+def onnx_logits(path: str, threads: int):
+    """A function of padded numpy inputs to logits, through ONNX Runtime; and the inputs it takes."""
+    import onnxruntime as ort
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf, NoSuchFile
+
+    options = ort.SessionOptions()
+    # one thread per physical core: hyper-threads share a core's vector units, so more only contend
+    options.intra_op_num_threads = threads or _physical_cores()
+    try:
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except (NoSuchFile, InvalidProtobuf, InvalidGraph, Fail) as err:
+        raise MlflowException(f"cannot load the ONNX model at {path} ({str(err).splitlines()[0][:160]}): register "
+                              "the checkpoint again with serving_format=onnx or onnx-int8", INVALID_STATE) from None
+    names = [graph_input.name for graph_input in session.get_inputs()]
+    return (lambda batch: session.run(["logits"], {name: batch[name] for name in names})[0]), names
+
+
+def _physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def torch_logits(folder: str, dtype: str):
+    """A function of padded numpy inputs to float32 logits, through the checkpoint in torch (a GPU
+    when one is visible); and the inputs it takes."""
+    import inspect
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForSequenceClassification.from_pretrained(
+        folder, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32)).to(device).eval()
+    names = [name for name in ("input_ids", "attention_mask", "token_type_ids")
+             if name in inspect.signature(model.forward).parameters]
+
+    def logits(batch):
+        with torch.inference_mode():
+            return model(**{name: torch.from_numpy(batch[name]).to(device) for name in names}).logits.float().cpu().numpy()
+    return logits, names
+
+
+class Scorer:
+    """Texts in, each text's class probabilities out, read as the model was trained."""
+
+    def __init__(self, logits, input_names, folder: str, reading: dict):
+        """logits: padded inputs -> logits; folder: the tokenizer's files and config.json (the labels)."""
+        self.logits, self.input_names = logits, input_names
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        config = AutoConfig.from_pretrained(folder)
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self.reading = reading  # max_length, long_text, stride
+
+    def probabilities(self, texts: list[str], batch_size: int) -> np.ndarray:
+        inputs, documents = encode(self.tokenizer, texts, self.reading["max_length"], self.reading["long_text"],
+                                   self.reading["stride"])
+        windows = np.empty((len(documents), len(self.labels)), dtype=np.float32)
+        order = np.argsort([len(ids) for ids in inputs["input_ids"]], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            batch = self.tokenizer.pad({name: [inputs[name][i] for i in rows] for name in self.input_names},
+                                       return_tensors="np")
+            windows[rows] = self.logits(batch)
+        return pool(softmax(windows), documents, len(texts))
+
+
+def checkpoint_scorer(folder: str, reading: dict, dtype: str = "fp32") -> Scorer:
+    """A Scorer of train's checkpoint folder in torch: the torch format, and the fp32 reference
+    every served format is compared with."""
+    return Scorer(*torch_logits(folder, dtype), folder, reading)
+
+
+def onnx_scorer(graph: str, folder: str, reading: dict, threads: int = 0) -> Scorer:
+    """A Scorer of an exported graph in ONNX Runtime; folder: the tokenizer's files and config.json."""
+    return Scorer(*onnx_logits(graph, threads), folder, reading)

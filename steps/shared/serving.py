@@ -1,0 +1,71 @@
+"""Logging the project's own served model (steps/served/model.py, from code) into the active run:
+the ONNX formats, and the torch one that reads a text as the transformers pipeline cannot
+(long_text head_tail or chunks). The model ships steps/served/text_classifier.py as its code,
+nothing else of the project; its pip requirements are explicit (the ONNX ones without torch)."""
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from transformers import AutoConfig, AutoTokenizer
+
+from steps.core.reading import Reading
+from steps.served import text_classifier
+
+SERVED = Path(text_classifier.__file__).parent
+INPUT_EXAMPLE = ("Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086")
+PIP_REQUIREMENTS = {
+    "onnx": ("mlflow", "onnxruntime", "transformers", "tokenizers", "numpy", "pandas", "psutil"),
+    "torch": ("mlflow", "torch", "transformers", "tokenizers", "numpy", "pandas"),
+}
+
+
+def signature(batch_size: int) -> ModelSignature:
+    """The transformers text-classification pyfunc's signature, batch_size its only param."""
+    return ModelSignature(inputs=Schema([ColSpec(DataType.string)]),
+                          outputs=Schema([ColSpec(DataType.string, "label"), ColSpec(DataType.double, "score")]),
+                          params=ParamSchema([ParamSpec("batch_size", DataType.long, batch_size)]))
+
+
+def save_tokenizer(checkpoint_dir: str, folder: Path) -> Path:
+    """The tokenizer's files with config.json beside them: its labels."""
+    AutoTokenizer.from_pretrained(checkpoint_dir).save_pretrained(folder)
+    AutoConfig.from_pretrained(checkpoint_dir).save_pretrained(folder)
+    return folder
+
+
+def log_served_model(checkpoint_dir: str, runtime: str, reading: Reading, batch_size: int, *, dtype: str = "fp32",
+                     metadata: dict | None = None, examples: Sequence[str] = INPUT_EXAMPLE,
+                     name: str = "model") -> ModelInfo:
+    """The checkpoint as the served model in the active run. runtime: torch (the checkpoint in
+    `dtype`), onnx or onnx-int8 (exported and fused; int8 weights). top_k is logged as "" so that
+    `load_model(uri, model_config={"top_k": None})` can set it: MLflow applies only the load-time
+    keys that the logged model_config has."""
+    model_config = {"batch_size": batch_size, "top_k": "", **asdict(reading), "dtype": dtype,
+                    "intra_op_num_threads": 0}
+    metadata = dict(metadata or {})
+    with tempfile.TemporaryDirectory() as folder:
+        if runtime == "torch":
+            artifacts = {text_classifier.CHECKPOINT: checkpoint_dir}
+        else:
+            from steps.core import onnx_export  # imports torch, needed to export only
+
+            graph = Path(folder, text_classifier.ONNX_GRAPH)
+            metadata.update(onnx_fused_operators=onnx_export.build(checkpoint_dir, graph, runtime == "onnx-int8"),
+                            onnx_int8=runtime == "onnx-int8")
+            artifacts = {text_classifier.ONNX_GRAPH: str(graph),
+                         text_classifier.TOKENIZER: str(save_tokenizer(checkpoint_dir, Path(folder, "tokenizer")))}
+        requirements = PIP_REQUIREMENTS["torch" if runtime == "torch" else "onnx"]
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=str(SERVED / "model.py"), code_paths=[text_classifier.__file__],
+            artifacts=artifacts, signature=signature(batch_size), input_example=(list(examples),
+                                                                                 {"batch_size": batch_size}),
+            model_config=model_config, pip_requirements=[f"{package}=={version(package).split('+')[0]}"
+                                                         for package in requirements],
+            metadata=metadata)
