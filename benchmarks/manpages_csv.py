@@ -3,7 +3,7 @@
 labelled by their section. Each page is rendered offline with groff and written as one CSV row:
 `section` (the folder's number, so 3p and 3ssl count as 3), `name` (the NAME line) and `text`
 (the rest of the page as plain text, a heading or paragraph a line), for `mlflow run . -P dataset=<the CSV>`.
-Aliases (`.so` pages, links), exact duplicates and pages under --min-words are left out; it writes
+Aliases (`.so` pages, links), exact duplicates and pages outside --min-words..--max-words are left out; it writes
 no text of its own. Rows are sorted by path, and capped sections sampled with a fixed seed.
 
     python benchmarks/manpages_csv.py /tmp/manpages.csv
@@ -52,16 +52,19 @@ def render(path: Path) -> dict | None:
 @click.option("--per-section", default=450, show_default=True, help="At most this many pages a section.")
 @click.option("--min-pages", default=60, show_default=True, help="Drop sections with fewer usable pages.")
 @click.option("--min-words", default=50, show_default=True, help="Drop pages with a shorter body.")
+@click.option("--max-words", default=0, show_default=True,
+              help="Drop pages with a longer body (0: keep all): bounds chunks' training windows.")
 @click.option("--exclude", default=r"^gcloud", show_default=True,
               help="Regex on file names to leave out ('' for none): gcloud's 16,000 generated pages "
                    "would otherwise swamp section 1.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the per-section sampling.")
-def main(output, per_section, min_pages, min_words, exclude, seed):
+def main(output, per_section, min_pages, min_words, max_words, exclude, seed):
     paths = sorted(path for path in FOLDER.glob("man[1-8]/*")
                    if not (exclude and re.search(exclude, path.name)))
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         pages = pd.DataFrame([page for page in pool.map(render, paths) if page])
-    pages = pages[pages["text"].str.split().str.len() >= min_words].drop_duplicates("text")
+    words = pages["text"].str.split().str.len()
+    pages = pages[(words >= min_words) & ((words <= max_words) | (max_words == 0))].drop_duplicates("text")
     counts = pages["section"].value_counts()
     pages = pages[pages["section"].isin(counts[counts >= min_pages].index)]
     rng = random.Random(seed)

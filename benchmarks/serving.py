@@ -10,7 +10,7 @@ The ways of scoring:
   order, in-process (no server): the labels the others are compared with;
 - transformers: served as register logs it (register.model_arguments: bf16 where this CPU
   computes it natively, batch 16);
-- onnx, onnx-int8: served as steps.shared.onnx_model.log_onnx_model logs them (batch 16);
+- onnx, onnx-int8: served as register logs them (steps.shared.serving.log_served_model, batch 16);
 - server alone: a model that answers at once, served the same way: what the scoring server
   (HTTP, JSON, MLflow's input and output conversion) costs by itself.
 Prints the CPU's model name and its bf16, AMX and VNNI (int8) flags, then for each way:
@@ -25,7 +25,6 @@ metrics (<way>_msg_per_s, <way>_p50_ms, <way>_p95_ms, <way>_agreement, <way>_tes
 import contextlib
 import json
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -44,26 +43,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's st
 
 from steps import register  # noqa: E402
 from steps.core import data  # noqa: E402
+from steps.core.hardware import cpu_description  # noqa: E402
 from steps.core.metrics import classification_metrics  # noqa: E402
 from steps.core.task import FILE as TASK_FILE, Task, read_task  # noqa: E402
-from steps.shared import onnx_model  # noqa: E402
+from steps.shared import serving  # noqa: E402
 
 REQUEST = 1024         # messages in the large request
 SINGLES = 50           # one-message requests for the latency figures
 REFERENCE_BATCH = 64
 FLOOR = "server alone (a model answering its first label)"
-CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "amx_int8", "avx512_vnni", "avx_vnni")
-
-
-def cpu() -> str:
-    """The CPU's model name and which of the flags that decide bf16 and int8 speed it has."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
-    flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.MULTILINE).group(1).split()) if "flags" in info else set()
-    return (f"{name.group(1) if name else 'unknown CPU'}, {os.cpu_count()} logical cores; "
-            + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS))
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -144,13 +132,13 @@ def log_models(folder: str) -> dict[str, str]:
     arguments = register.model_arguments(classifier, read_task(folder), register.BATCH_SIZE, "auto", dtype)
     transformers_info = mlflow.transformers.log_model(name="transformers", **arguments)
     uris = {f"transformers ({dtype}, batch {register.BATCH_SIZE})": transformers_info.model_uri}
-    for name, int8 in (("onnx", False), ("onnx-int8", True)):
-        uris[f"{name} (batch {register.BATCH_SIZE})"] = onnx_model.log_onnx_model(
-            folder, int8, register.BATCH_SIZE, name=name).model_uri
+    for name in ("onnx", "onnx-int8"):
+        uris[f"{name} (batch {register.BATCH_SIZE})"] = serving.log_served_model(
+            folder, name, register.reading_of(read_task(folder)), register.BATCH_SIZE, name=name).model_uri
     uris[FLOOR] = mlflow.pyfunc.log_model(name="server-alone", python_model=FirstLabel(),
-                                          signature=onnx_model.signature(register.BATCH_SIZE),
+                                          signature=serving.signature(register.BATCH_SIZE),
                                           model_config={"label": read_task(folder).labels[0]},
-                                          input_example=list(onnx_model.INPUT_EXAMPLE),
+                                          input_example=list(serving.INPUT_EXAMPLE),
                                           pip_requirements=["mlflow"]).model_uri
     return uris
 
@@ -162,7 +150,7 @@ def log_models(folder: str) -> dict[str, str]:
                                                  "run that trained the checkpoint.")
 @click.option("--data", "data_path", required=True, help="A UCI label<TAB>text file, e.g. the SMS Spam Collection.")
 def main(checkpoint, test_data, data_path):
-    click.echo(f"CPU: {cpu()}")
+    click.echo(f"CPU: {cpu_description()}")
     texts = data.normalise(data.read_table(data_path, "data"))["text"].head(REQUEST).tolist()
     test = pd.read_parquet(mlflow.artifacts.download_artifacts(test_data))
     task = read_task(Path(mlflow.artifacts.download_artifacts(test_data.rsplit("/", 1)[0] + f"/{TASK_FILE}")).parent)
