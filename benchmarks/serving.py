@@ -134,7 +134,7 @@ def log_models(folder: str) -> dict[str, str]:
     uris = {f"transformers ({dtype}, batch {register.BATCH_SIZE})": transformers_info.model_uri}
     for name in ("onnx", "onnx-int8"):
         uris[f"{name} (batch {register.BATCH_SIZE})"] = serving.log_served_model(
-            folder, name, register.reading_of(read_task(folder)), register.BATCH_SIZE, name=name).model_uri
+            folder, name, read_task(folder), register.BATCH_SIZE, name=name).model_uri
     uris[FLOOR] = mlflow.pyfunc.log_model(name="server-alone", python_model=FirstLabel(),
                                           signature=serving.signature(register.BATCH_SIZE),
                                           model_config={"label": read_task(folder).labels[0]},
@@ -151,7 +151,7 @@ def log_models(folder: str) -> dict[str, str]:
 @click.option("--data", "data_path", required=True, help="A UCI label<TAB>text file, e.g. the SMS Spam Collection.")
 def main(checkpoint, test_data, data_path):
     click.echo(f"CPU: {cpu_description()}")
-    texts = data.normalise(data.read_table(data_path, "data"))["text"].head(REQUEST).tolist()
+    texts = data.normalise(data.read_table(data_path, "data"))[0]["text"].head(REQUEST).tolist()
     test = pd.read_parquet(mlflow.artifacts.download_artifacts(test_data))
     task = read_task(Path(mlflow.artifacts.download_artifacts(test_data.rsplit("/", 1)[0] + f"/{TASK_FILE}")).parent)
     folder = mlflow.artifacts.download_artifacts(checkpoint)

@@ -2,8 +2,9 @@
 
 Inputs:  model_uri (models:/<name>@<alias> or models:/<name>/<version>), input (a file or folder
          prepare can read, or a URI MLflow can download), output (a path, or a URI pandas can
-         write through fsspec: Parquet, or CSV when the name ends in .csv), engine, text_column,
-         batch_size, class_scores.
+         write through fsspec: Parquet, or CSV when the name ends in .csv), engine, text_column
+         (for a text-pair model: its two columns, found by the names it was trained with, or
+         `first,second`), batch_size, class_scores.
 Engines: pandas: the pyfunc model in this process, messages in length-sorted batches, with a
          progress line. spark: mlflow.pyfunc.spark_udf on a local Spark session (local[*]), or
          on the cluster the SPARK_MASTER variable names. Both write the same output.
@@ -52,20 +53,34 @@ class Progress:
                        f"about {datetime.timedelta(seconds=round((self.total - done) / rate))} left")
 
 
-def score_with_pandas(model, texts: list[str], batch_size: int, task: Task):
-    progress = Progress(len(texts))
+def model_inputs(table: pd.DataFrame, text_column: str, task: Task):
+    """What the model takes of the table: its texts, or a pair task's frame of the two text
+    columns under the names the model was trained with."""
+    columns = data.find_text_columns(table.columns, text_column or ",".join(task.pair_columns or ()))
+    if len(columns) != len(task.pair_columns or ("text",)):
+        wanted = "two columns as first,second" if task.pair_columns else "one column"
+        raise PipelineError(f"text_column={text_column} names {len(columns)} column(s), the model reads "
+                            f"{task.inputs_name}: set text_column to {wanted}")
+    values = [data.text_values(table, column) for column in columns]
+    if task.pair_columns:
+        return pd.concat(values, axis=1).set_axis(list(task.pair_columns), axis=1)
+    return values[0].tolist()
 
-    def predict_batch(sorted_texts):
+
+def score_with_pandas(model, inputs, batch_size: int, task: Task):
+    progress = Progress(len(inputs))
+
+    def predict_batch(sorted_inputs):
         parts = []
-        for start in range(0, len(sorted_texts), CHUNK):
-            parts.append(model.predict(sorted_texts[start:start + CHUNK], params={"batch_size": batch_size}))
-            progress.update(min(start + CHUNK, len(sorted_texts)))
+        for start in range(0, len(sorted_inputs), CHUNK):
+            parts.append(model.predict(sorted_inputs[start:start + CHUNK], params={"batch_size": batch_size}))
+            progress.update(min(start + CHUNK, len(sorted_inputs)))
         return pd.concat(parts, ignore_index=True)
 
-    return predict(predict_batch, texts, task)
+    return predict(predict_batch, inputs, task)
 
 
-def score_with_spark(model_uri: str, texts: list[str], task: Task):
+def score_with_spark(model_uri: str, inputs, task: Task):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("text-classifier predict")
@@ -78,8 +93,9 @@ def score_with_spark(model_uri: str, texts: list[str], task: Task):
     try:
         classify = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="array<string>", env_manager="local",
                                            model_config=CLASS_SCORES)
-        frame = spark.createDataFrame(pd.DataFrame({"row": range(len(texts)), "text": texts}))
-        scored = frame.select("row", classify("text").alias("scores")).toPandas()
+        columns = pd.DataFrame(inputs) if task.pair_columns else pd.DataFrame({"text": inputs})
+        frame = spark.createDataFrame(columns.assign(row=range(len(columns))))
+        scored = frame.select("row", classify(*columns.columns).alias("scores")).toPandas()
     finally:
         spark.stop()
     probabilities = from_spark(scored.sort_values("row")["scores"], task)
@@ -104,7 +120,8 @@ def write_table(frame: pd.DataFrame, output: str) -> None:
 @click.option("--input", required=True, help="A file or folder prepare can read, or a URI.")
 @click.option("--output", required=True, help="Where to write: Parquet, or CSV when the name ends in .csv.")
 @click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True)
-@click.option("--text-column", default="", help="Found automatically for known layouts.")
+@click.option("--text-column", default="", help="Found automatically for known layouts and a pair model's own "
+                                               "names; first,second: a pair's two columns.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Messages per forward pass (the pandas engine; Spark uses the model's own).")
 @click.option("--class-scores", type=bool, default=False, show_default=True,
@@ -114,29 +131,28 @@ def main(model_uri, input, output, engine, text_column, batch_size, class_scores
     with tracking.step_run():
         name, version = registered_version(MlflowClient(), model_uri)
         mlflow.set_tags({"model_name": name, "model_version": str(version)})
+        version_uri = f"models:/{name}/{version}"
+        task = model_task(version_uri)
         table, source = load_raw(input_uri)
-        text = data.pick_column(table.columns, text_column, data.TEXT_COLUMNS, "text", "text_column")
-        label = data.pick_column(table.columns, "", data.LABEL_COLUMNS, "label", "label_column", required=False)
         if table.empty:
             raise PipelineError(f"{input_uri} holds no messages: pass a file with at least one row")
-        texts = table[text].fillna("").astype(str).tolist()
+        inputs = model_inputs(table, text_column, task)
+        label = data.pick_column(table.columns, "", data.LABEL_COLUMNS, "label", "label_column", required=False)
         dataset = mlflow.data.from_pandas(table, source=source, name=Path(input_uri).name or input_uri)
         mlflow.log_input(dataset, context="predict")
         mlflow.set_tag(tracking.DATA_DIGEST_TAG, dataset.digest)
 
         start = time.perf_counter()
-        version_uri = f"models:/{name}/{version}"
-        task = model_task(version_uri)
-        predicted, probabilities = (score_with_spark(version_uri, texts, task) if engine == "spark"
-                                    else score_with_pandas(load_model(version_uri), texts, batch_size, task))
-        rate = len(texts) / (time.perf_counter() - start)
-        mlflow.log_metrics({"rows": len(texts), "messages_per_second": rate})
+        predicted, probabilities = (score_with_spark(version_uri, inputs, task) if engine == "spark"
+                                    else score_with_pandas(load_model(version_uri), inputs, batch_size, task))
+        rate = len(inputs) / (time.perf_counter() - start)
+        mlflow.log_metrics({"rows": len(inputs), "messages_per_second": rate})
         scored = table.assign(predicted_label=[task.labels[p] for p in predicted], score=probabilities.max(axis=1))
         if class_scores:
             scored = scored.assign(**{f"score_{metric_key(label)}": probabilities[:, i]
                                       for i, label in enumerate(task.labels)})
         write_table(scored, output)
-        summary = f"{len(texts)} messages scored with {name} version {version} ({engine}, {rate:.0f} msg/s)"
+        summary = f"{len(inputs)} messages scored with {name} version {version} ({engine}, {rate:.0f} msg/s)"
         if label:
             scores = classification_metrics(task, task.ids(table[label], input_uri), predicted, probabilities)
             mlflow.log_metrics(scores)

@@ -1,11 +1,13 @@
 """prepare: read the raw data set, clean it, split it stratified.
 
-Inputs:  dataset (Hub id, local file/folder, or a URI MLflow can download), text_column,
-         label_column, labels (optional, comma-separated: the label set and its order),
+Inputs:  dataset (Hub id, local file/folder, or a URI MLflow can download), text_column (one
+         column, or `first,second`: a text pair), label_column, labels (optional,
+         comma-separated: the label set and its order),
          positive_label (binary tasks; default spam for ham/spam, else the less frequent class),
          test_size, validation_size, seed.
-Logs:    artifacts data/{train,validation,test}.parquet (text, label id) and data/task.json (the
-         labels in id order, the positive label, how scores are averaged: every later step reads
+Logs:    artifacts data/{train,validation,test}.parquet (text, text_pair for a pair, label id) and
+         data/task.json (the labels in id order, the positive label, how scores are averaged, a
+         pair's column names: every later step reads
          the task from here); the cleaned data set as an MLflow dataset input; counts and each
          split's class shares (<split>_<label>_fraction) as metrics; params num_labels, label_names.
 Output:  runs:/<run id>/data
@@ -31,17 +33,21 @@ def prepare(raw: pd.DataFrame, text_column: str, label_column: str, labels: str,
             test_size: float, validation_size: float,
             seed: int) -> tuple[pd.DataFrame, Task, dict[str, pd.DataFrame], dict]:
     """The cleaned frame (label names), its task, its splits (label ids), and the counts of what was dropped."""
-    clean, counts = data.drop_empty_and_repeated(data.normalise(raw, text_column, label_column))
+    frame, text_columns = data.normalise(raw, text_column, label_column)
+    clean, counts = data.drop_empty_and_repeated(frame)
     task = infer_task(clean["label"], labels, positive_label)
     splits = data.split_stratified(clean, test_size, validation_size, seed)
-    examples = splits["train"].groupby("label", sort=False)["text"].first()
-    task = dataclasses.replace(task, examples=tuple(examples[label] for label in task.labels[:EXAMPLES]))
+    firsts = splits["train"].groupby("label", sort=False).first()
+    pair = "text_pair" in clean
+    examples = tuple((firsts.at[label, "text"], firsts.at[label, "text_pair"]) if pair else firsts.at[label, "text"]
+                     for label in task.labels[:EXAMPLES])
+    task = dataclasses.replace(task, examples=examples, pair_columns=text_columns if pair else None)
     return clean, task, {name: part.assign(label=task.ids(part["label"])) for name, part in splits.items()}, counts
 
 
 @click.command(help=__doc__)
 @click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True)
-@click.option("--text-column", default="", help="Found automatically for known layouts.")
+@click.option("--text-column", default="", help="Found automatically for known layouts; first,second: a text pair.")
 @click.option("--label-column", default="", help="Found automatically for known layouts.")
 @click.option("--labels", default="", help="Comma-separated: the label set in id order; rows with other labels "
                                             "are refused. Empty: read from the data.")

@@ -10,10 +10,11 @@ Logs:    a text-classification pipeline with mlflow.transformers.log_model (sign
          params, input example, model_config with truncation at the trained max_length,
          torch_dtype, explicit pip requirements, the task from the checkpoint's task.json in the
          model's metadata: it answers the task's class names, id2label from the task); tag
-         dtype. With long_text head_tail or chunks (which the pipeline cannot read) or with
+         dtype. With long_text head_tail or chunks or text pairs (which the pipeline cannot read) or with
          serving_format onnx or onnx-int8 instead, the project's own pyfunc model
          (steps/served/model.py: the checkpoint in torch, or in ONNX Runtime), which takes and
-         answers what the transformers one does; a new
+         answers what the transformers one does (the same for a text-pair task, whose
+         signature names its two columns); a new
          version of registered_model_name with alias `candidate` and tags serving_format and lineage
          (train run, data digest, git commit). A failure after registering deletes the version again.
 Output:  models:/<registered_model_name>/<version>
@@ -29,7 +30,6 @@ from transformers import pipeline
 
 from steps.core import hardware
 from steps.core.errors import PipelineError
-from steps.core.reading import Reading
 from steps.core.recipe import PRECISIONS
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.shared import tracking
@@ -81,17 +81,11 @@ def model_arguments(classifier, task, batch_size: int, device: str, dtype: str) 
     model itself (a visible GPU, or MLFLOW_DEFAULT_PREDICTION_DEVICE). The pipeline's tokenizer
     truncates at the max_length the model was trained at (not a request's param: served as trained)."""
     model_config = {"batch_size": batch_size, "device": device}
-    truncation = {"truncation": True, "max_length": reading_of(task).max_length}
+    truncation = {"truncation": True, "max_length": task.read_as.max_length}
     return {"transformers_model": classifier, "task": "text-classification", "torch_dtype": hardware.DTYPES[dtype],
             "input_example": (list(task.examples), model_config),
             "model_config": {**model_config, **ONE_CLASS, **truncation},
             "pip_requirements": PIP_REQUIREMENTS, "metadata": {TASK_METADATA: task.to_dict()}}
-
-
-def reading_of(task) -> Reading:
-    """How the model reads a text: as tokenize recorded, or tokenize's defaults for a checkpoint
-    trained before it recorded it."""
-    return task.reading or Reading()
 
 
 def lineage(checkpoint_uri: str, register_run) -> dict[str, str]:
@@ -133,20 +127,17 @@ def main(checkpoint, registered_model_name, batch_size, device, dtype, serving_f
         tracking.carry_data_digest(checkpoint)
         folder = tracking.download(checkpoint, "the checkpoint")
         task = checkpoint_task(folder)
-        reading = reading_of(task)
         if serving_format != "transformers":
-            model_info = log_served_model(folder, serving_format, reading, batch_size, examples=task.examples,
-                                          metadata={TASK_METADATA: task.to_dict()})
+            model_info = log_served_model(folder, serving_format, task, batch_size)
         else:
             dtype = serving_dtype(dtype, device)
             mlflow.set_tag("dtype", dtype)
-            if reading.long_text == "head":
+            if task.read_as.long_text == "head" and not task.pair_columns:
                 model_info = mlflow.transformers.log_model(
                     name="model",
                     **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
-            else:  # the pipeline reads a text's head only: the same checkpoint in torch, read as trained
-                model_info = log_served_model(folder, "torch", reading, batch_size, dtype=dtype, examples=task.examples,
-                                              metadata={TASK_METADATA: task.to_dict()})
+            else:  # the pipeline reads one text's head only: the same checkpoint in torch, read as trained
+                model_info = log_served_model(folder, "torch", task, batch_size, dtype=dtype)
         mlflow.set_tag(FORMAT_TAG, serving_format)
         version = register(model_info.model_uri, registered_model_name,
                            {**lineage(checkpoint, mlflow.get_run(run.info.run_id)), FORMAT_TAG: serving_format})

@@ -7,8 +7,8 @@ Logs:    artifact tokenized/ holding dataset/ (a `datasets` DatasetDict saved wi
          save_to_disk, no padding: batches are padded at training time; with chunks, a row per
          window and its text's index in `document`), tokenizer/ and task.json (prepare's, with the
          reading added: register stores it in the model, which reads every text the same way);
-         token-length metrics (median, p95, max, fraction_truncated: the texts longer than
-         max_length) and <split>_windows.
+         token-length metrics (median, p95, max, fraction_truncated: the texts (or pairs)
+         longer than max_length) and <split>_windows.
 Output:  runs:/<run id>/tokenized
 """
 
@@ -53,13 +53,16 @@ def token_length_stats(lengths, max_length: int) -> dict[str, float]:
 def tokenize_splits(splits: DatasetDict, tokenizer, reading: Reading) -> tuple[DatasetDict, dict[str, float]]:
     """Each split's windows as token ids (text_classifier.encode: unpadded, with each window's text
     label, and its text's index as `document`); and the untruncated length figures."""
-    reading.check(tokenizer.num_special_tokens_to_add(pair=False))
+    pair = "text_pair" in splits["train"].column_names
+    reading.check(tokenizer.num_special_tokens_to_add(pair=pair), pair)
     texts = [t for split in splits.values() for t in split["text"]]
-    stats = token_length_stats([len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]], reading.max_length)
+    pairs = [t for split in splits.values() for t in split["text_pair"]] if pair else None
+    stats = token_length_stats([len(ids) for ids in tokenizer(texts, pairs, verbose=False)["input_ids"]],
+                               reading.max_length)
     tokenized = {}
     for name, split in splits.items():
         inputs, documents = text_classifier.encode(tokenizer, split["text"], reading.max_length, reading.long_text,
-                                                reading.stride)
+                                                   reading.stride, split["text_pair"] if pair else None)
         labels = list(split["label"])
         tokenized[name] = Dataset.from_dict({**inputs, "label": [labels[d] for d in documents],
                                              "document": documents})

@@ -37,15 +37,14 @@ from mlflow.tracking import MlflowClient
 
 from steps.core import baseline, gate
 from steps.core.errors import PipelineError
-from steps.core.reading import Reading
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.shared import promotion, tracking
 from steps.shared.evaluation import evaluate, rejection_reason
 from steps.shared.scoring import checkpoint_predict, load_model, model_task, predict, registered_version
 
 
-def format_disagreements(client, name: str, version: str, texts, predicted, task) -> tuple[str, int | None]:
-    """The version's serving format, and how many texts it labels otherwise than its fp32
+def format_disagreements(client, name: str, version: str, inputs, predicted, task) -> tuple[str, int | None]:
+    """The version's serving format, and how many inputs it labels otherwise than its fp32
     checkpoint does (logged as format_disagreements); None when no checkpoint is recorded. `task`
     is the version's own: the checkpoint reads texts as the version does."""
     tags = client.get_model_version(name, version).tags
@@ -53,7 +52,7 @@ def format_disagreements(client, name: str, version: str, texts, predicted, task
     if "checkpoint_uri" not in tags:
         return serving_format, None
     checkpoint = tracking.download(tags["checkpoint_uri"], "the version's checkpoint")
-    reference, _ = predict(checkpoint_predict(checkpoint, task.reading or Reading()), texts, task)
+    reference, _ = predict(checkpoint_predict(checkpoint, task), inputs, task)
     disagreements = int((reference != predicted).sum())
     mlflow.log_metric("format_disagreements", disagreements)
     return serving_format, disagreements
@@ -87,23 +86,25 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
         check_set = gate.read_checks(checks, task) if checks else None
         trained_on = model_task(f"models:/{name}/{version}")  # its MLmodel file alone: before loading the model
         if trained_on != task:
-            raise PipelineError(f"{name} version {version} answers labels {', '.join(trained_on.labels)}, the test "
-                                f"data has {', '.join(task.labels)}: validate it on the output of its own prepare")
+            raise PipelineError(f"{name} version {version} answers labels {', '.join(trained_on.labels)} of "
+                                f"{trained_on.inputs_name}, the test data has {', '.join(task.labels)} of "
+                                f"{task.inputs_name}: validate it on the output of its own prepare")
         model = load_model(f"models:/{name}/{version}")
 
         start = time.perf_counter()
-        predicted, probabilities = predict(model.predict, test["text"], task)
+        inputs = task.model_input(test)
+        predicted, probabilities = predict(model.predict, inputs, task)
         mlflow.log_metric("messages_per_second", len(test) / (time.perf_counter() - start))
         scores = evaluate(task, test["text"], test["label"], predicted, probabilities, "test_")
         mlflow.log_table(test.assign(predicted=predicted, probability=probabilities.max(axis=1))
                          [predicted != test["label"].to_numpy()], "misclassified.json")
-        serving_format, disagreements = format_disagreements(client, name, version, test["text"], predicted,
-                                                             trained_on)
+        serving_format, disagreements = format_disagreements(client, name, version, inputs, predicted, trained_on)
         baseline_scores = evaluate(task, test["text"], test["label"], *baseline.baseline_predictions(train, test),
                                    "baseline_")
         check_results, rates = None, {}
         if check_set is not None:
-            check_results = gate.check_results(check_set, *predict(model.predict, check_set["text"], task), task)
+            check_results = gate.check_results(check_set, *predict(model.predict, task.model_input(check_set), task),
+                                               task)
             rates = gate.pass_rates(check_results)
             mlflow.log_metrics(rates)
             mlflow.log_table(check_results, "behaviour_checks.json")
@@ -120,7 +121,7 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
                 raise PipelineError(f"{name} version {version} not promoted: {reason}; champion stays at version "
                                     f"{champion}")
             champion_predict = load_model(f"models:/{name}/{champion}").predict
-            champion_f1 = evaluate(task, test["text"], test["label"], *predict(champion_predict, test["text"], task),
+            champion_f1 = evaluate(task, test["text"], test["label"], *predict(champion_predict, inputs, task),
                                    "champion_")["f1"]
         click.echo(f"version {version}: " + ", ".join(f"{k} {scores[k]:.4f}" for k in
                                                       ("accuracy", "precision", "recall", "f1", "macro_f1", "roc_auc")

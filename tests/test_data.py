@@ -34,7 +34,8 @@ def test_reads_every_table_format(tmp_path, suffix):
         table.to_json(path, orient="records", lines=True)
     else:
         table.to_parquet(path)
-    normalised = data.normalise(data.read_table(path))
+    normalised, columns = data.normalise(data.read_table(path))
+    assert columns == ("sms",)
     assert normalised["text"].tolist() == [t for _, t in ROWS]
     assert normalised["label"].tolist() == ["ham", "spam", "ham"]
 
@@ -42,7 +43,8 @@ def test_reads_every_table_format(tmp_path, suffix):
 def test_reads_latin1_csv_with_kaggle_columns(tmp_path):
     path = tmp_path / "spam.csv"
     path.write_bytes("v1,v2\nham,caf\xe9 at 5?\nspam,WIN now\n".encode("latin-1"))
-    normalised = data.normalise(data.read_table(path))
+    normalised, columns = data.normalise(data.read_table(path))
+    assert columns == ("v2",)
     assert normalised.to_dict("records") == [{"text": "café at 5?", "label": "ham"},
                                                 {"text": "WIN now", "label": "spam"}]
 
@@ -61,15 +63,43 @@ def test_missing_file_says_which_and_what_to_pass(tmp_path):
 
 def test_explicit_columns_win_over_known_names():
     table = frame().assign(message=["x", "y", "z"])
-    assert data.find_columns(table.columns, text_column="message") == ("message", "label")
-    assert data.find_columns(table.columns) == ("text", "label")
+    assert data.find_text_columns(table.columns, text_column="message") == ("message",)
+    assert data.find_text_columns(table.columns) == ("text",)
+    assert data.find_text_columns(table.columns, text_column="message, text") == ("message", "text")
 
 
 def test_missing_columns_name_the_columns_and_the_option():
     with pytest.raises(PipelineError, match=r"no text column found \(columns: label, words\).*text_column"):
-        data.find_columns(["label", "words"])
+        data.find_text_columns(["label", "words"])
+    with pytest.raises(PipelineError, match=r"text column 'body' not found \(columns: subject, label\).*text_column"):
+        data.find_text_columns(["subject", "label"], "subject,body")
     with pytest.raises(PipelineError, match=r"label column 'kind' not found.*label_column"):
-        data.find_columns(["text", "label"], label_column="kind")
+        data.normalise(frame(), label_column="kind")
+
+
+def test_two_text_columns_make_a_pair():
+    table = pd.DataFrame({"subject": ["refund", "crash", "refund"], "body": ["money back", "", "money back"],
+                          "label": ["billing", "bug", "billing"]})
+    pairs, columns = data.normalise(table, "subject,body")
+    assert columns == ("subject", "body") and list(pairs.columns) == ["text", "text_pair", "label"]
+    clean, counts = data.drop_empty_and_repeated(pairs)
+    assert clean[["text", "text_pair"]].values.tolist() == [["refund", "money back"], ["crash", ""]]
+    assert counts["duplicates_dropped"] == 1  # a repeat is the same pair; an empty second text is kept
+
+
+@pytest.mark.parametrize("column, text_column, message", [
+    ("body", "subject,body", r"^the pair's second column 'body' is empty in every row: set text_column"),
+    ("subject", "subject", r"^column 'subject' holds numbers, not text \(e.g. 1\): set text_column"),
+    ("subject", "subject,body,extra", r"^text_column=subject,body,extra names 3 columns: give one, or two"),
+])
+def test_text_columns_that_cannot_be_read_as_texts_say_what_to_set(column, text_column, message):
+    table = pd.DataFrame({"subject": ["refund", "crash"], "body": ["money back", "it froze"], "label": ["a", "b"]})
+    bad = table.assign(**{column: [1, 2] if column == "subject" else ["", " "]})
+    with pytest.raises(PipelineError, match=message) as error:
+        data.normalise(bad, text_column)
+    assert "\n" not in str(error.value)
+    with pytest.raises(PipelineError, match=r"column 'tags' holds lists, not text \(e.g. \['a'\]\)"):
+        data.normalise(table.assign(tags=[["a"], ["b"]]), "tags")
 
 
 def test_empty_and_repeated_texts_are_dropped_and_counted():

@@ -25,6 +25,7 @@ from steps.core.errors import PipelineError
 from mlflow.exceptions import MlflowException
 
 from steps.core.reading import Reading
+from steps.core.task import Task
 from steps.shared.serving import log_served_model
 from tests.servers import answers, background, free_port
 
@@ -76,8 +77,8 @@ def logged(tmp_path_factory, checkpoint):
         mlflow.set_experiment("onnx")  # not the experiment an earlier module of this worker left active
         try:
             with mlflow.start_run():
-                infos = {name: log_served_model(str(checkpoint), name, Reading(), BATCH_SIZE,
-                                                metadata={"classifier_task": {"labels": list(LABELS)}}, name=name)
+                infos = {name: log_served_model(str(checkpoint), name, Task(LABELS, reading=Reading()), BATCH_SIZE,
+                                                name=name)
                          for name in ("onnx", "onnx-int8")}
             return {name: (info, Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(root / name))))
                     for name, info in infos.items()}
@@ -159,7 +160,7 @@ def test_logged_model_describes_itself(logged):
     info, folder = logged["onnx-int8"]
 
     assert info.metadata["onnx_int8"] is True and info.metadata["onnx_fused_operators"]["Attention"] == 2
-    assert info.metadata["classifier_task"] == {"labels": list(LABELS)}
+    assert Task.from_dict(info.metadata["classifier_task"]) == Task(LABELS)
     assert info.signature.params.to_dict() == [{"name": "batch_size", "type": "long", "default": BATCH_SIZE,
                                                  "shape": None}]
     requirements = (folder / "requirements.txt").read_text().split()

@@ -57,6 +57,33 @@ def test_chunks_cover_the_whole_text_in_overlapping_windows(tokenizer, words):
     assert [t for window in windows[1:] for t in window[4:]] == words[4:]  # nothing left out, nothing twice
 
 
+def test_head_of_a_pair_cuts_the_longer_text_first(tokenizer, words):
+    inputs, _ = text_classifier.encode(tokenizer, [" ".join(words[:4])], 13, "head", pairs=[" ".join(words[4:])])
+    tokens = decoded(tokenizer, inputs["input_ids"][0])
+    assert tokens == ["[CLS]", *words[:4], "[SEP]", *words[4:10], "[SEP]"]  # the short first text whole
+    assert inputs["token_type_ids"][0] == [0] * 6 + [1] * 7
+
+
+def test_chunks_of_a_pair_window_the_second_text_and_repeat_the_first(tokenizer, words):
+    """16 positions, 3 specials: the first text keeps at most 6 tokens, the second's windows 7 (stride 2)."""
+    inputs, documents = text_classifier.encode(tokenizer, [" ".join(words[:10]), words[0]], 16, "chunks", stride=2,
+                                               pairs=[" ".join(words[10:30]), ""])
+    windows = [decoded(tokenizer, ids) for ids in inputs["input_ids"]]
+    assert set(documents) == {0, 1} and documents[-1] == 1
+    first = [window[1:window.index("[SEP]")] for window in windows[:-1]]
+    assert all(part == words[:6] for part in first)  # cut to half the room, at a token's end
+    seconds = [window[window.index("[SEP]") + 1:-1] for window in windows[:-1]]
+    assert [t for part in seconds[:1] for t in part] + [t for part in seconds[1:] for t in part[2:]] == words[10:30]
+    assert windows[-1] == ["[CLS]", words[0], "[SEP]", "[SEP]"]  # an empty second text still gets its window
+
+
+def test_head_tail_of_a_pair_is_refused(tokenizer):
+    with pytest.raises(PipelineError, match="^long_text=head_tail reads single texts: set long_text to head or chunks"):
+        Reading(long_text="head_tail").check(tokenizer.num_special_tokens_to_add(pair=True), pair=True)
+    with pytest.raises(ValueError, match="head_tail reads single texts"):
+        text_classifier.encode(tokenizer, ["a"], 16, "head_tail", pairs=["b"])
+
+
 @pytest.mark.parametrize("long_text", text_classifier.LONG_TEXT)
 def test_every_text_gets_a_window_within_the_length(tokenizer, long_text):
     inputs, documents = text_classifier.encode(tokenizer, ODD_TEXTS, 16, long_text, stride=4)
@@ -85,6 +112,14 @@ def test_a_stride_that_leaves_no_new_tokens_is_a_one_line_error(tokenizer):
         reading.check(tokenizer.num_special_tokens_to_add())
     assert "\n" not in str(error.value)
     Reading(max_length=16, long_text="head", stride=14).check(2)  # only chunks moves by the stride
+    with pytest.raises(PipelineError, match=r"stride=7 is not smaller than the 7 text tokens"):  # a pair's second
+        Reading(max_length=16, long_text="chunks", stride=7).check(3, pair=True)  # text has 13 - 13 // 2
+
+
+def test_pairs_of_odd_texts_each_get_a_window(tokenizer):
+    for long_text in ("head", "chunks"):
+        inputs, documents = text_classifier.encode(tokenizer, ODD_TEXTS, 16, long_text, 4, pairs=ODD_TEXTS[::-1])
+        assert set(documents) == set(range(len(ODD_TEXTS))) and max(map(len, inputs["input_ids"])) == 16
 
 
 def test_tokenize_says_when_most_texts_are_cut():

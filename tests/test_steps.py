@@ -112,7 +112,7 @@ def test_gate_wants_the_baseline_plus_the_margin():
 
 
 def test_baseline_learns_the_fixture_messages(sms_rows):
-    frame = data.normalise(pd.DataFrame(sms_rows, columns=["label", "text"]))
+    frame, _ = data.normalise(pd.DataFrame(sms_rows, columns=["label", "text"]))
     frame = frame.assign(label=SMS.ids(frame["label"]))
     train_part, test_part = frame.iloc[:150], frame.iloc[150:]
     scores = classification_metrics(SMS, test_part["label"], *baseline.baseline_predictions(train_part, test_part))

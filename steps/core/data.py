@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.model_selection import train_test_split
 
 from steps.core.errors import PipelineError
@@ -86,23 +87,49 @@ def pick_column(columns, given: str, known, what: str, flag: str, required: bool
                         f"set {flag} to the column that holds the {what}")
 
 
-def find_columns(columns, text_column: str = "", label_column: str = "") -> tuple[str, str]:
-    """The text and label column names: the ones given, else the first known name present."""
-    return (pick_column(columns, text_column, TEXT_COLUMNS, "text", "text_column"),
-            pick_column(columns, label_column, LABEL_COLUMNS, "label", "label_column"))
+def find_text_columns(columns, text_column: str = "") -> tuple[str, ...]:
+    """The text column, or a pair's two (text_column `first,second`): the ones given, else the
+    first known name present."""
+    if "," not in text_column:
+        return (pick_column(columns, text_column, TEXT_COLUMNS, "text", "text_column"),)
+    names = tuple(name.strip() for name in text_column.split(","))
+    if len(names) != 2 or not all(names) or names[0] == names[1]:
+        raise PipelineError(f"text_column={text_column} names {len(names)} columns: give one, or two different "
+                            "ones as first,second (a text pair)")
+    return tuple(pick_column(columns, name, TEXT_COLUMNS, "text", "text_column") for name in names)
 
 
-def normalise(table: pd.DataFrame, text_column: str = "", label_column: str = "") -> pd.DataFrame:
-    """A two-column frame: `text` (str) and `label` (the label's name, see task.label_names)."""
-    text_col, label_col = find_columns(table.columns, text_column, label_column)
-    return pd.DataFrame({"text": table[text_col].fillna("").astype(str), "label": label_names(table[label_col])})
+def text_values(table: pd.DataFrame, column: str) -> pd.Series:
+    """A text column as strings (missing: ""); a one-line error for a column of numbers, flags or lists."""
+    values = table[column]
+    containers = values.map(lambda value: isinstance(value, (list, tuple, dict)))
+    kind = ("true/false flags" if is_bool_dtype(values) else "numbers" if is_numeric_dtype(values)
+            else "lists" if containers.any() else None)
+    if kind:
+        example = values[containers].iloc[0] if kind == "lists" else values.iloc[0]
+        raise PipelineError(f"column '{column}' holds {kind}, not text (e.g. {example}): set text_column to the "
+                            "column of texts")
+    return values.fillna("").astype(str)
+
+
+def normalise(table: pd.DataFrame, text_column: str = "", label_column: str = "") -> tuple[pd.DataFrame, tuple]:
+    """A frame of `text` (str), for a pair task `text_pair` too, and `label` (the label's name, see
+    task.label_names); and the data's text column names (two for a pair)."""
+    text_columns = find_text_columns(table.columns, text_column)
+    label_column = pick_column(table.columns, label_column, LABEL_COLUMNS, "label", "label_column")
+    frame = pd.DataFrame(dict(zip(("text", "text_pair"), (text_values(table, column) for column in text_columns))))
+    if "text_pair" in frame and (frame["text_pair"].str.strip() == "").all():
+        raise PipelineError(f"the pair's second column '{text_columns[1]}' is empty in every row: set text_column "
+                            "to the two columns that hold the texts, or to one column")
+    return frame.assign(label=label_names(table[label_column])), text_columns
 
 
 def drop_empty_and_repeated(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Drop empty texts and exact repeats (first kept), so no text is both in train and test."""
-    stripped = frame["text"].str.strip()
-    non_empty = frame[stripped != ""]
-    unique = non_empty.drop_duplicates(subset="text", keep="first").reset_index(drop=True)
+    """Drop empty texts (a pair: both empty) and exact repeats (first kept), so no text is both in
+    train and test."""
+    text_columns = [column for column in ("text", "text_pair") if column in frame]
+    non_empty = frame[(frame[text_columns].apply(lambda column: column.str.strip()) != "").any(axis=1)]
+    unique = non_empty.drop_duplicates(subset=text_columns, keep="first").reset_index(drop=True)
     counts = {"rows_read": len(frame), "empty_dropped": len(frame) - len(non_empty),
               "duplicates_dropped": len(non_empty) - len(unique), "rows_kept": len(unique)}
     if unique.empty:

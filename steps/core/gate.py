@@ -35,10 +35,11 @@ def default_checks(task: Task) -> str | None:
 
 
 def read_checks(path: str, task: Task) -> pd.DataFrame:
-    """A checks file (CSV/JSON/Parquet of text, expected label and optional capability) as
-    `text`, `label` (the task's ids) and `capability` columns."""
+    """A checks file (CSV/JSON/Parquet of text, expected label and optional capability; a pair
+    task's two text columns under the data's names) as `text` (and `text_pair`), `label` (the
+    task's ids) and `capability` columns."""
     table = data.read_table(path, "checks")
-    checks = data.normalise(table)
+    checks, _ = data.normalise(table, ",".join(task.pair_columns or ()))
     capability = table["capability"].astype(str) if "capability" in table.columns else UNGROUPED
     return checks.assign(label=task.ids(checks["label"], f"checks file {path}"), capability=capability)
 
@@ -46,8 +47,8 @@ def read_checks(path: str, task: Task) -> pd.DataFrame:
 def check_results(checks: pd.DataFrame, predicted, probabilities, task: Task) -> pd.DataFrame:
     """Each check with what the model predicted, its probability of each class, and whether it was expected."""
     scores = pd.DataFrame(np.asarray(probabilities), columns=[f"score_{metric_key(label)}" for label in task.labels])
-    return pd.concat([pd.DataFrame({
-        "text": checks["text"].to_numpy(), "capability": checks["capability"].to_numpy(),
+    return pd.concat([checks.filter(["text", "text_pair"]).reset_index(drop=True), pd.DataFrame({
+        "capability": checks["capability"].to_numpy(),
         "expected": checks["label"].map(task.id2label).to_numpy(), "predicted": [task.labels[p] for p in predicted],
         "passed": checks["label"].to_numpy() == np.asarray(predicted)}), scores], axis=1)
 

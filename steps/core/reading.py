@@ -21,9 +21,15 @@ class Reading:
     def params(self) -> dict[str, str]:
         return {name: str(value) for name, value in asdict(self).items()}
 
-    def check(self, special_tokens: int) -> None:
-        """A one-line error for chunks that would not move forward: the stride must leave room for new tokens."""
+    def check(self, special_tokens: int, pair: bool = False) -> None:
+        """A one-line error for a reading that cannot work: chunks that would not move forward (the
+        stride must leave room for new tokens; a pair's windows run over its second text, the first
+        taking up to half the room), or head_tail of a pair."""
+        if pair and self.long_text == "head_tail":
+            raise PipelineError("long_text=head_tail reads single texts: set long_text to head or chunks for a "
+                                "text pair")
         room = self.max_length - special_tokens
+        room -= room // 2 if pair else 0
         if self.long_text == "chunks" and self.stride >= room:
             raise PipelineError(f"stride={self.stride} is not smaller than the {room} text tokens of a "
                                 f"max_length={self.max_length} window: lower stride (e.g. {room // 4}) or raise "

@@ -1,6 +1,6 @@
 """The classification task, read from the data once: the label set and its order, the positive
-label of a binary task, and how scores are averaged. `prepare` writes it as task.json beside the
-splits; every later step reads it from there (or from the registered model's metadata)."""
+label of a binary task, how scores are averaged, and whether a row is one text or a pair.
+`prepare` writes it as task.json beside the splits; every later step reads it from there (or from the registered model's metadata)."""
 
 import json
 import math
@@ -22,9 +22,11 @@ FREE_TEXT_SHARE = 0.5         # more distinct labels than this share of the rows
 class Task:
     labels: tuple[str, ...]          # label id i is labels[i]
     positive_label: str | None = None  # binary tasks only: the class whose F1, precision and recall are scored
-    examples: tuple[str, ...] = field(default=(), compare=False)  # a text of each of the first classes: the
+    examples: tuple = field(default=(), compare=False)  # a text (or pair) of each of the first classes: the
     # registered model's input example
     reading: Reading | None = field(default=None, compare=False)  # how tokenize read the texts (None before it)
+    pair_columns: tuple[str, str] | None = None  # a text-pair task: the data's two text columns, which the
+    # served model takes by name (the prepared splits hold them as `text` and `text_pair`)
 
     @property
     def is_binary(self) -> bool:
@@ -45,6 +47,17 @@ class Task:
         return self.labels.index(self.positive_label) if self.is_binary else None
 
     @property
+    def inputs_name(self) -> str:
+        """What a row is, for messages: `single texts` or `text pairs (subject, body)`."""
+        return f"text pairs ({', '.join(self.pair_columns)})" if self.pair_columns else "single texts"
+
+    @property
+    def read_as(self) -> Reading:
+        """How the model reads a text: as tokenize recorded it, or tokenize's defaults for a task
+        recorded before it did."""
+        return self.reading or Reading()
+
+    @property
     def label2id(self) -> dict[str, int]:
         return {label: i for i, label in enumerate(self.labels)}
 
@@ -58,12 +71,23 @@ class Task:
 
     def to_dict(self) -> dict:
         return {"labels": list(self.labels), "positive_label": self.positive_label, "average": self.average,
-                "examples": list(self.examples), **({"reading": asdict(self.reading)} if self.reading else {})}
+                "examples": [list(example) if self.pair_columns else example for example in self.examples],
+                **({"reading": asdict(self.reading)} if self.reading else {}),
+                **({"pair_columns": list(self.pair_columns)} if self.pair_columns else {})}
 
     @classmethod
     def from_dict(cls, fields: dict) -> "Task":
         reading = Reading(**fields["reading"]) if "reading" in fields else None
-        return cls(tuple(fields["labels"]), fields.get("positive_label"), tuple(fields.get("examples", ())), reading)
+        pair_columns = tuple(fields["pair_columns"]) if "pair_columns" in fields else None
+        examples = tuple(tuple(example) if pair_columns else example for example in fields.get("examples", ()))
+        return cls(tuple(fields["labels"]), fields.get("positive_label"), examples, reading, pair_columns)
+
+    def model_input(self, frame: pd.DataFrame):
+        """What the served model takes for the rows of a prepared split (or checks file): its texts,
+        or for a pair task a DataFrame of the two texts under the data's column names."""
+        if self.pair_columns:
+            return frame[["text", "text_pair"]].set_axis(list(self.pair_columns), axis=1)
+        return frame["text"]
 
     def ids(self, names: pd.Series, what: str = "the data") -> pd.Series:
         """Label names as ids; a one-line error naming any label the task does not have."""

@@ -6,7 +6,8 @@ it, whatever the project's layout becomes.
 Artifacts: `model.onnx` and `tokenizer` (its files with config.json: the labels), for ONNX
            Runtime; or `checkpoint` (train's folder), for torch in model_config's dtype.
 Takes:   texts (a list, one string, a Series, or the one-column DataFrame MLflow makes of
-         `{"inputs": [...]}`, `{"dataframe_split": ...}` ...); param batch_size.
+         `{"inputs": [...]}`, `{"dataframe_split": ...}` ...); for a text-pair task, a DataFrame
+         of its two columns (model_config's pair_columns); param batch_size.
 Answers: a DataFrame of `label` and `score` (that label's probability), one row per text, in
          input order; with model_config top_k set (None: every class), one column per rank
          instead, each a {"label", "score"} dict, best first. Each text is read as the model was
@@ -23,7 +24,8 @@ except ImportError:  # while register logs the model from the project
 
 
 class TextClassifier(mlflow.pyfunc.PythonModel):
-    """model_config: max_length, long_text, stride (the reading), batch_size, top_k (as the
+    """model_config: max_length, long_text, stride (the reading), pair_columns ("" for single
+    texts), batch_size, top_k (as the
     transformers pipeline's), dtype (torch) and intra_op_num_threads (ONNX Runtime; 0: one per
     physical core)."""
 
@@ -42,7 +44,8 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
     # tells MLflow to take the logged signature rather than infer one from the hint.
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         batch_size = (params or {}).get("batch_size") or self.config["batch_size"]
-        probabilities = self.scorer.probabilities(text_classifier.texts_of(model_input), batch_size)
+        texts, pairs = text_classifier.texts_of(model_input, self.config.get("pair_columns"))
+        probabilities = self.scorer.probabilities(texts, batch_size, pairs)
         return text_classifier.answer(probabilities, self.scorer.labels, self.config["top_k"])
 
 

@@ -13,6 +13,11 @@ long_text:
   chunks     windows of max_length tokens, each overlapping the one before by `stride` tokens; a
              text's answer is the mean of its windows' class probabilities (each window is a view
              of the same document: no one window's confidence should outvote the rest).
+
+A text pair (question and answer, subject and body) is read as the tokenizer's pair: with head,
+the longer of the two is cut first (Transformers' longest_first); with chunks, the windows run
+over the second text, each repeating the first, cut to at most half the window (as extractive
+question answering reads a question and a long context). head_tail reads single texts only.
 """
 
 import os
@@ -40,15 +45,29 @@ def head_tail(special: list[int], max_length: int) -> list[int]:
     return [i for i in range(len(special)) if i not in dropped]
 
 
-def encode(tokenizer, texts: list[str], max_length: int, long_text: str = "head",
-           stride: int = 0) -> tuple[dict[str, list[list[int]]], list[int]]:
+def first_of_pair(tokenizer, texts: list[str], max_length: int) -> list[str]:
+    """chunks of a pair: each first text cut (at a token's end) to half the window's room at most,
+    so that every window also holds part of the second."""
+    room = (max_length - tokenizer.num_special_tokens_to_add(pair=True)) // 2
+    spans = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=room,
+                      return_offsets_mapping=True)["offset_mapping"]
+    return [text[:offsets[-1][1]] if offsets else text for text, offsets in zip(texts, spans)]
+
+
+def encode(tokenizer, texts: list[str], max_length: int, long_text: str = "head", stride: int = 0,
+           pairs: list[str] | None = None) -> tuple[dict[str, list[list[int]]], list[int]]:
     """The model's inputs (input_ids, attention_mask, token_type_ids where the tokenizer makes
     them), one row per window, unpadded; and each window's text, as an index into `texts`.
-    Every text, an empty one too, gets at least one window."""
-    texts = list(texts)
+    `pairs`: each text's second text, for a pair task. Every text (or pair), an empty one too,
+    gets at least one window."""
+    texts, pairs = list(texts), None if pairs is None else list(pairs)
+    if pairs is not None and long_text == "head_tail":
+        raise ValueError("long_text=head_tail reads single texts: pick head or chunks for text pairs")
     if long_text == "chunks":
-        encoded = tokenizer(texts, truncation=True, max_length=max_length, stride=stride,
-                            return_overflowing_tokens=True)
+        if pairs is not None:
+            texts = first_of_pair(tokenizer, texts, max_length)
+        encoded = tokenizer(texts, pairs, truncation="only_second" if pairs is not None else True,
+                            max_length=max_length, stride=stride, return_overflowing_tokens=True)
         documents = list(encoded.pop("overflow_to_sample_mapping"))
         return dict(encoded), documents
     if long_text == "head_tail":
@@ -58,7 +77,7 @@ def encode(tokenizer, texts: list[str], max_length: int, long_text: str = "head"
                 list(range(len(texts))))
     if long_text != "head":
         raise ValueError(f"long_text={long_text!r}: pick one of {', '.join(LONG_TEXT)}")
-    return dict(tokenizer(texts, truncation=True, max_length=max_length)), list(range(len(texts)))
+    return dict(tokenizer(texts, pairs, truncation=True, max_length=max_length)), list(range(len(texts)))
 
 
 def pool(probabilities: np.ndarray, documents, count: int) -> np.ndarray:
@@ -74,16 +93,29 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def texts_of(model_input) -> list[str]:
-    """The texts of a request. Through MLflow's pyfunc they come as a one-column DataFrame, whatever
-    the caller sent; called directly, the model also takes a list, a Series or one string."""
+def _strings(values) -> list[str]:
+    return ["" if text is None else str(text) for text in values]
+
+
+def texts_of(model_input, pair_columns=None) -> tuple[list[str], list[str] | None]:
+    """The texts of a request, and their second texts for a pair task (None otherwise). Through
+    MLflow's pyfunc they come as a DataFrame, whatever the caller sent: one column, or a pair
+    task's two named columns; called directly, a single-text model also takes a list, a Series
+    or one string."""
+    if pair_columns:
+        missing = [column for column in pair_columns if not isinstance(model_input, pd.DataFrame)
+                   or column not in model_input.columns]
+        if missing:
+            raise MlflowException.invalid_parameter_value(
+                f"this model reads text pairs: send columns {' and '.join(pair_columns)} "
+                f"(missing {', '.join(missing)})")
+        return _strings(model_input[pair_columns[0]]), _strings(model_input[pair_columns[1]])
     if isinstance(model_input, pd.DataFrame):
         if model_input.shape[1] != 1:
             raise MlflowException.invalid_parameter_value(
                 f"expected one column of texts, got columns {list(model_input.columns)}")
         model_input = model_input.iloc[:, 0]
-    return [model_input] if isinstance(model_input, str) else ["" if text is None else str(text)
-                                                               for text in model_input]
+    return ([model_input] if isinstance(model_input, str) else _strings(model_input)), None
 
 
 def answer(probabilities: np.ndarray, labels: list[str], top_k) -> pd.DataFrame:
@@ -152,9 +184,9 @@ class Scorer:
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.reading = reading  # max_length, long_text, stride
 
-    def probabilities(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def probabilities(self, texts: list[str], batch_size: int, pairs: list[str] | None = None) -> np.ndarray:
         inputs, documents = encode(self.tokenizer, texts, self.reading["max_length"], self.reading["long_text"],
-                                   self.reading["stride"])
+                                   self.reading["stride"], pairs)
         windows = np.empty((len(documents), len(self.labels)), dtype=np.float32)
         order = np.argsort([len(ids) for ids in inputs["input_ids"]], kind="stable")
         for start in range(0, len(order), batch_size):

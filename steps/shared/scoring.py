@@ -18,7 +18,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.utils.models import get_model_name_and_version
 
 from steps.core.errors import PipelineError
-from steps.core.reading import Reading
 from steps.core.task import Task
 from steps.served import text_classifier
 
@@ -63,12 +62,17 @@ def registered_version(client, model_uri: str) -> tuple[str, str]:
     return name, version
 
 
-def predict_in_length_order(predict_batch, texts) -> pd.DataFrame:
-    """`predict_batch` (texts in, a frame of rows out) over the texts sorted by length, rows back
-    in the input order: each batch then holds messages of similar length and pads little."""
-    texts = list(texts)
-    order = np.argsort([len(text) for text in texts], kind="stable")
-    output = pd.DataFrame(predict_batch([texts[i] for i in order]))
+def predict_in_length_order(predict_batch, inputs) -> pd.DataFrame:
+    """`predict_batch` (texts, or a pair task's frame of two text columns, in; a frame of rows out)
+    over the inputs sorted by length, rows back in the input order: each batch then holds
+    messages of similar length and pads little."""
+    if isinstance(inputs, pd.DataFrame):
+        order = np.argsort(inputs.apply(lambda column: column.str.len()).sum(axis=1).to_numpy(), kind="stable")
+        output = pd.DataFrame(predict_batch(inputs.iloc[order].reset_index(drop=True)))
+    else:
+        texts = list(inputs)
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        output = pd.DataFrame(predict_batch([texts[i] for i in order]))
     return output.iloc[np.argsort(order)].reset_index(drop=True)
 
 
@@ -91,15 +95,20 @@ def from_spark(rows, task: Task) -> np.ndarray:
     return class_probabilities([[ast.literal_eval(cell) for cell in row] for row in rows], task)
 
 
-def predict(predict_batch, texts, task: Task) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted label ids and class probabilities from a model loaded with load_model."""
-    output = predict_in_length_order(predict_batch, texts)
+def predict(predict_batch, inputs, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted label ids and class probabilities from a model loaded with load_model, of texts or
+    (a pair task) a frame of its two columns, as task.model_input gives them."""
+    output = predict_in_length_order(predict_batch, inputs)
     probabilities = class_probabilities(output.to_numpy().tolist(), task)
     return probabilities.argmax(axis=1), probabilities
 
 
-def checkpoint_predict(checkpoint_dir: str, reading: Reading):
+def checkpoint_predict(checkpoint_dir: str, task: Task):
     """A batch function (as predict takes) of the fp32 checkpoint itself, in torch on the CPU or a
     GPU, reading texts as the model was trained: the reference a served format is compared with."""
-    scorer = text_classifier.checkpoint_scorer(checkpoint_dir, asdict(reading))
-    return lambda texts: text_classifier.answer(scorer.probabilities(list(texts), 64), scorer.labels, None)
+    scorer = text_classifier.checkpoint_scorer(checkpoint_dir, asdict(task.read_as))
+
+    def predict_batch(inputs):
+        texts, pairs = text_classifier.texts_of(inputs, task.pair_columns)
+        return text_classifier.answer(scorer.probabilities(texts, 64, pairs), scorer.labels, None)
+    return predict_batch

@@ -4,7 +4,6 @@ the ONNX formats, and the torch one that reads a text as the transformers pipeli
 nothing else of the project; its pip requirements are explicit (the ONNX ones without torch)."""
 
 import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
@@ -13,10 +12,12 @@ import mlflow
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+import pandas as pd
 from transformers import AutoConfig, AutoTokenizer
 
-from steps.core.reading import Reading
+from steps.core.task import Task
 from steps.served import text_classifier
+from steps.shared.scoring import TASK_METADATA
 
 SERVED = Path(text_classifier.__file__).parent
 INPUT_EXAMPLE = ("Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086")
@@ -26,9 +27,11 @@ PIP_REQUIREMENTS = {
 }
 
 
-def signature(batch_size: int) -> ModelSignature:
-    """The transformers text-classification pyfunc's signature, batch_size its only param."""
-    return ModelSignature(inputs=Schema([ColSpec(DataType.string)]),
+def signature(batch_size: int, pair_columns=None) -> ModelSignature:
+    """The transformers text-classification pyfunc's signature (for a pair, its two named text
+    columns), batch_size its only param."""
+    inputs = [ColSpec(DataType.string, name) for name in pair_columns] if pair_columns else [ColSpec(DataType.string)]
+    return ModelSignature(inputs=Schema(inputs),
                           outputs=Schema([ColSpec(DataType.string, "label"), ColSpec(DataType.double, "score")]),
                           params=ParamSchema([ParamSpec("batch_size", DataType.long, batch_size)]))
 
@@ -40,16 +43,23 @@ def save_tokenizer(checkpoint_dir: str, folder: Path) -> Path:
     return folder
 
 
-def log_served_model(checkpoint_dir: str, runtime: str, reading: Reading, batch_size: int, *, dtype: str = "fp32",
-                     metadata: dict | None = None, examples: Sequence[str] = INPUT_EXAMPLE,
+def input_example(task: Task):
+    """The task's example texts (a pair task's as a frame of its two columns), INPUT_EXAMPLE without any."""
+    if task.pair_columns:
+        return pd.DataFrame(list(task.examples), columns=list(task.pair_columns))
+    return list(task.examples or INPUT_EXAMPLE)
+
+
+def log_served_model(checkpoint_dir: str, runtime: str, task: Task, batch_size: int, *, dtype: str = "fp32",
                      name: str = "model") -> ModelInfo:
-    """The checkpoint as the served model in the active run. runtime: torch (the checkpoint in
-    `dtype`), onnx or onnx-int8 (exported and fused; int8 weights). top_k is logged as "" so that
+    """The checkpoint as the served model in the active run, reading texts as `task` says
+    (recorded in its metadata). runtime: torch (the checkpoint in `dtype`), onnx or onnx-int8
+    (exported and fused; int8 weights). top_k is logged as "" so that
     `load_model(uri, model_config={"top_k": None})` can set it: MLflow applies only the load-time
     keys that the logged model_config has."""
-    model_config = {"batch_size": batch_size, "top_k": "", **asdict(reading), "dtype": dtype,
-                    "intra_op_num_threads": 0}
-    metadata = dict(metadata or {})
+    model_config = {"batch_size": batch_size, "top_k": "", **asdict(task.read_as), "dtype": dtype,
+                    "intra_op_num_threads": 0, "pair_columns": list(task.pair_columns or ())}
+    metadata = {TASK_METADATA: task.to_dict()}
     with tempfile.TemporaryDirectory() as folder:
         if runtime == "torch":
             artifacts = {text_classifier.CHECKPOINT: checkpoint_dir}
@@ -64,8 +74,8 @@ def log_served_model(checkpoint_dir: str, runtime: str, reading: Reading, batch_
         requirements = PIP_REQUIREMENTS["torch" if runtime == "torch" else "onnx"]
         return mlflow.pyfunc.log_model(
             name=name, python_model=str(SERVED / "model.py"), code_paths=[text_classifier.__file__],
-            artifacts=artifacts, signature=signature(batch_size), input_example=(list(examples),
-                                                                                 {"batch_size": batch_size}),
+            artifacts=artifacts, signature=signature(batch_size, task.pair_columns),
+            input_example=(input_example(task), {"batch_size": batch_size}),
             model_config=model_config, pip_requirements=[f"{package}=={version(package).split('+')[0]}"
                                                          for package in requirements],
             metadata=metadata)
