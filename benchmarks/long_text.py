@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's st
 
 from steps.core.hardware import cpu_description  # noqa: E402
 from steps.core.reading import LONG_TEXT  # noqa: E402
-from steps.shared import promotion, tracking  # noqa: E402
+from steps.shared import contract, promotion  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def run_main(strategy: str, parameters: tuple[str, ...], experiment: str) -> str
     command = ["mlflow", "run", str(PROJECT), "--env-manager", "local", "--run-id", run.info.run_id,
                "-P", f"long_text={strategy}", *[item for parameter in parameters for item in ("-P", parameter)]]
     click.echo(f"== long_text={strategy}: {' '.join(command)}", err=True)
-    if subprocess.run(command).returncode != 0 and "validate_run_id" not in \
+    if subprocess.run(command).returncode != 0 and contract.step_tag("validate") not in \
             MlflowClient().get_run(run.info.run_id).data.tags:  # a version the gate rejects is still a row
         raise click.ClickException(f"the main job with long_text={strategy} failed before validate "
                                    f"(run {run.info.run_id})")
@@ -50,16 +50,16 @@ def figures(run_id: str) -> dict:
     """One strategy's row, read back from its runs."""
     client = MlflowClient()
     parent = client.get_run(run_id)
-    tokenize, train, register, validate = (client.get_run(parent.data.tags[f"{step}_run_id"])
+    tokenize, train, register, validate = (client.get_run(parent.data.tags[contract.step_tag(step)])
                                            for step in ("tokenize", "train", "register", "validate"))
     scores = validate.data.metrics
     return {"windows": tokenize.data.metrics["train_windows"], "cut": tokenize.data.metrics["fraction_truncated"],
             "train_s": train.data.metrics["train_runtime"], "f1": scores["test_f1"],
             "accuracy": scores["test_accuracy"], "baseline_f1": scores["baseline_f1"],
             "baseline_accuracy": scores["baseline_accuracy"], "msg_per_s": scores["messages_per_second"],
-            "version": register.data.tags[tracking.OUTPUT_TAG].rsplit("/", 1)[1],
+            "version": register.data.tags[contract.OUTPUT_TAG].rsplit("/", 1)[1],
             "verdict": "passed" if validate.info.status == "FINISHED" else
-            validate.data.tags.get(tracking.ERROR_TAG, validate.info.status)}
+            validate.data.tags.get(contract.ERROR_TAG, validate.info.status)}
 
 
 @click.command(help=__doc__)

@@ -26,7 +26,7 @@ from steps.core import baseline, hub
 from steps.core.errors import PipelineError
 from steps.core.reading import Reading
 from steps.core.recipe import SEARCHED, Recipe
-from steps.shared import promotion, tracking
+from steps.shared import contract, promotion, tracking
 from steps.shared.cli import spec_from, spec_options
 from steps.shared.evaluation import PROJECT_NAMES
 
@@ -40,11 +40,11 @@ def reusable_run(entry_point: str, parameters: dict, experiment_id: str, commit:
     resolved, _ = spec.compute_parameters(parameters, storage_dir=None)  # what `mlflow run` logs, defaults too
     candidates = MlflowClient().search_runs(
         [experiment_id],
-        f"tags.`mlflow.project.entryPoint` = '{entry_point}' AND attributes.status = 'FINISHED' "
-        f"AND tags.`mlflow.source.git.commit` = '{commit}' AND tags.{tracking.DIRTY_TAG} = 'false'",
+        f"tags.`{contract.ENTRY_POINT_TAG}` = '{entry_point}' AND attributes.status = 'FINISHED' "
+        f"AND tags.`{contract.COMMIT_TAG}` = '{commit}' AND tags.{contract.DIRTY_TAG} = 'false'",
         order_by=["attributes.start_time DESC"], max_results=100)
     for run in candidates:
-        if tracking.OUTPUT_TAG in run.data.tags and \
+        if contract.OUTPUT_TAG in run.data.tags and \
                 all(run.data.params.get(key) == str(value) for key, value in resolved.items()):
             return run
     return None
@@ -53,17 +53,17 @@ def reusable_run(entry_point: str, parameters: dict, experiment_id: str, commit:
 def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse_commit: str | None):
     """The finished run of one entry point: a reused one, or a new child of the active run."""
     reused = reuse_commit and reusable_run(entry_point, parameters, experiment_id, reuse_commit)
-    mlflow.set_tag(f"{entry_point}_reused", str(bool(reused)).lower())
+    mlflow.set_tag(contract.step_tag(entry_point, "reused"), str(bool(reused)).lower())
     if reused:
         click.echo(f"== {entry_point}: reusing run {reused.info.run_id}")
-        mlflow.set_tag(f"{entry_point}_run_id", reused.info.run_id)
+        mlflow.set_tag(contract.step_tag(entry_point), reused.info.run_id)
         return reused
     click.echo(f"== {entry_point}")
     child, succeeded = tracking.run_entry_point(str(tracking.PROJECT_DIR), entry_point, parameters, experiment_id,
                                                 run_name=entry_point)
-    mlflow.set_tag(f"{entry_point}_run_id", child.info.run_id)
+    mlflow.set_tag(contract.step_tag(entry_point), child.info.run_id)
     if not succeeded:
-        reason = child.data.tags.get(tracking.ERROR_TAG, "see its output above")
+        reason = child.data.tags.get(contract.ERROR_TAG, "see its output above")
         raise PipelineError(f"step {entry_point} failed (run {child.info.run_id}): {reason}")
     return child
 
@@ -88,7 +88,7 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
 
     def step(name, **parameters):
         runs[name] = run_step(name, parameters, experiment_id, commit)
-        return runs[name].data.tags[tracking.OUTPUT_TAG]
+        return runs[name].data.tags[contract.OUTPUT_TAG]
 
     # train's device: the same machine's GPU when there is one, unless the pipeline is told "cpu"
     recipe = spec_from(Recipe, params, device="cpu" if params["device"] == "cpu" else "auto")
@@ -107,7 +107,8 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
                      batch_size=params["serving_batch_size"], device=params["device"],
                      dtype=params["serving_dtype"], serving_format=params["serving_format"])
-    step("validate", model_uri=model_uri, test_data=f"{data}/test.parquet", train_data=f"{data}/train.parquet",
+    step("validate", model_uri=model_uri, test_data=contract.split_uri(data, "test"),
+         train_data=contract.split_uri(data, "train"),
          min_accuracy=params["min_accuracy"], min_f1=params["min_f1"], checks=params["checks"],
          min_check_pass_rate=params["min_check_pass_rate"],
          min_margin_over_baseline=params["min_margin_over_baseline"])
@@ -130,8 +131,8 @@ def run_name(params: dict) -> str:
 def summary(runs: dict, params: dict, parent_run_id: str) -> str:
     name = params["registered_model_name"]
     lines = ["", "Pipeline finished:"]
-    lines += [f"  {step:<9} run {run.info.run_id}  -> {run.data.tags[tracking.OUTPUT_TAG]}"
-              + ("  (reused)" if run.data.tags.get(tracking.PARENT_TAG) != parent_run_id else "")
+    lines += [f"  {step:<9} run {run.info.run_id}  -> {run.data.tags[contract.OUTPUT_TAG]}"
+              + ("  (reused)" if run.data.tags.get(contract.PARENT_TAG) != parent_run_id else "")
               for step, run in runs.items()]
     scores = runs["validate"].data.metrics
     lines.append("  test: " + ", ".join(f"{key} {scores[f'test_{key}']:.4f}" for key in PROJECT_NAMES
@@ -144,7 +145,7 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
         f"{label} {scores[f'test_f1_{label}']:.4f} / {scores.get(f'baseline_f1_{label}', float('nan')):.4f}"
         for label in classes))
     champion = promotion.champion_version(MlflowClient(), name)  # may be another passed version with a higher F1
-    lines.append(f"  {runs['register'].data.tags[tracking.OUTPUT_TAG]} is @candidate; @champion is version {champion}")
+    lines.append(f"  {runs['register'].data.tags[contract.OUTPUT_TAG]} is @candidate; @champion is version {champion}")
     lines.append(f"Serve it:  mlflow models serve -m models:/{name}@champion --env-manager local -p 5001")
     return "\n".join(lines)
 
@@ -188,14 +189,14 @@ def main(**params):
     # each step's own options parse and check them.
     with tracking.step_run() as parent:
         if tracking.is_generated_name(parent.info.run_name):  # keep a name given with --run-name
-            mlflow.set_tag("mlflow.runName", run_name(params))
+            mlflow.set_tag(contract.RUN_NAME_TAG, run_name(params))
         for run_id in tracking.mark_dead_runs_killed(parent.info.experiment_id):
             click.echo(f"run {run_id} was left RUNNING by a process that is gone: marked KILLED")
         runs = run_pipeline(params, parent.info.experiment_id)
         validate = runs["validate"]
         mlflow.log_metrics({key: value for key, value in validate.data.metrics.items()
                             if key.startswith(("test_", "baseline_"))})
-        mlflow.set_tag("registered_model_uri", runs["register"].data.tags[tracking.OUTPUT_TAG])
+        mlflow.set_tag(contract.REGISTERED_MODEL_TAG, runs["register"].data.tags[contract.OUTPUT_TAG])
         click.echo(summary(runs, params, parent.info.run_id))
 
 

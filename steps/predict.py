@@ -31,7 +31,7 @@ from steps.core import data
 from steps.core.errors import PipelineError
 from steps.core.metrics import classification_metrics
 from steps.core.task import Task, metric_key
-from steps.shared import tracking
+from steps.shared import contract, tracking
 from steps.shared.scoring import CLASS_SCORES, from_spark, load_model, model_task, predict, registered_version
 from steps.shared.sources import load_raw
 
@@ -140,7 +140,7 @@ def main(model_uri, input, output, engine, text_column, batch_size, class_scores
         label = data.pick_column(table.columns, "", data.LABEL_COLUMNS, "label", "label_column", required=False)
         dataset = mlflow.data.from_pandas(table, source=source, name=Path(input_uri).name or input_uri)
         mlflow.log_input(dataset, context="predict")
-        mlflow.set_tag(tracking.DATA_DIGEST_TAG, dataset.digest)
+        mlflow.set_tag(contract.DATA_DIGEST_TAG, dataset.digest)
 
         start = time.perf_counter()
         predicted, probabilities = (score_with_spark(version_uri, inputs, task) if engine == "spark"

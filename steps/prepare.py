@@ -23,7 +23,7 @@ import pandas as pd
 
 from steps.core import data, hub
 from steps.core.task import Task, infer_task, metric_key, write_task
-from steps.shared import tracking
+from steps.shared import contract, tracking
 from steps.shared.sources import load_raw
 
 EXAMPLES = 2  # texts in the registered model's input example: the first train text of the first classes
@@ -65,7 +65,7 @@ def main(dataset, text_column, label_column, labels, positive_label, test_size, 
         source_dataset = mlflow.data.from_pandas(clean, source=source, name=Path(dataset).name or dataset,
                                                  targets="label")
         mlflow.log_input(source_dataset, context="source")
-        mlflow.set_tag(tracking.DATA_DIGEST_TAG, source_dataset.digest)
+        mlflow.set_tag(contract.DATA_DIGEST_TAG, source_dataset.digest)
         mlflow.log_metrics(counts)
         mlflow.log_params({"num_labels": len(task.labels), "label_names": ",".join(task.labels)[:6000]})
         for name, part in splits.items():
@@ -78,13 +78,13 @@ def main(dataset, text_column, label_column, labels, positive_label, test_size, 
                                                    for n, p in splits.items()))
 
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp, "data")
+            folder = Path(tmp, contract.DATA_DIR)
             folder.mkdir()
             for name, part in splits.items():
-                part.to_parquet(folder / f"{name}.parquet", index=False)
+                part.to_parquet(folder / contract.split_file(name), index=False)
             write_task(task, folder)
-            mlflow.log_artifacts(str(folder), "data")
-        tracking.set_output(tracking.artifact_uri(run, "data"))
+            mlflow.log_artifacts(str(folder), contract.DATA_DIR)
+        tracking.set_output(tracking.artifact_uri(run, contract.DATA_DIR))
 
 
 if __name__ == "__main__":

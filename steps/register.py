@@ -32,13 +32,11 @@ from steps.core import hardware
 from steps.core.errors import PipelineError
 from steps.core.recipe import PRECISIONS
 from steps.core.task import FILE as TASK_FILE, read_task
-from steps.shared import tracking
+from steps.shared import contract, tracking
 from steps.shared.scoring import TASK_METADATA
 from steps.shared.serving import log_served_model
 
-CANDIDATE_ALIAS = "candidate"
 FORMATS = ("transformers", "onnx", "onnx-int8")
-FORMAT_TAG = "serving_format"
 # The served model's batch, by measurement (benchmarks/serving.py): with bf16 on this project's CPU,
 # batches of 16 in request order score over 3x as many messages/s as 64, which pad more and run slower.
 BATCH_SIZE = 16
@@ -91,11 +89,11 @@ def model_arguments(classifier, task, batch_size: int, device: str, dtype: str) 
 def lineage(checkpoint_uri: str, register_run) -> dict[str, str]:
     """Where the model came from: the train run, its data digest and its git commit."""
     train_tags = tracking.upstream_tags(checkpoint_uri)
-    tags = {"checkpoint_uri": checkpoint_uri, "register_run_id": register_run.info.run_id,
-            "train_run_id": tracking.run_id_of(checkpoint_uri) or "",
-            "data_digest": train_tags.get(tracking.DATA_DIGEST_TAG, ""),
-            "git_commit": train_tags.get("mlflow.source.git.commit",
-                                         register_run.data.tags.get("mlflow.source.git.commit", ""))}
+    tags = {contract.CHECKPOINT_TAG: checkpoint_uri, contract.REGISTER_RUN_TAG: register_run.info.run_id,
+            contract.TRAIN_RUN_TAG: tracking.run_id_of(checkpoint_uri) or "",
+            contract.DATA_DIGEST_TAG: train_tags.get(contract.DATA_DIGEST_TAG, ""),
+            contract.GIT_COMMIT_TAG: train_tags.get(contract.COMMIT_TAG,
+                                                    register_run.data.tags.get(contract.COMMIT_TAG, ""))}
     return {key: value for key, value in tags.items() if value}
 
 
@@ -103,7 +101,7 @@ def register(model_uri: str, name: str, tags: dict[str, str]):
     """A new version with its tags and the candidate alias, or no version at all."""
     version = mlflow.register_model(model_uri, name, tags=tags)
     try:
-        MlflowClient().set_registered_model_alias(name, CANDIDATE_ALIAS, version.version)
+        MlflowClient().set_registered_model_alias(name, contract.CANDIDATE_ALIAS, version.version)
     except Exception:
         MlflowClient().delete_model_version(name, version.version)
         raise
@@ -138,11 +136,12 @@ def main(checkpoint, registered_model_name, batch_size, device, dtype, serving_f
                     **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
             else:  # the pipeline reads one text's head only: the same checkpoint in torch, read as trained
                 model_info = log_served_model(folder, "torch", task, batch_size, dtype=dtype)
-        mlflow.set_tag(FORMAT_TAG, serving_format)
+        mlflow.set_tag(contract.FORMAT_TAG, serving_format)
         version = register(model_info.model_uri, registered_model_name,
-                           {**lineage(checkpoint, mlflow.get_run(run.info.run_id)), FORMAT_TAG: serving_format})
+                           {**lineage(checkpoint, mlflow.get_run(run.info.run_id)),
+                            contract.FORMAT_TAG: serving_format})
         click.echo(f"registered {registered_model_name} version {version.version} ({serving_format}; alias "
-                   f"{CANDIDATE_ALIAS})")
+                   f"{contract.CANDIDATE_ALIAS})")
         tracking.set_output(f"models:/{registered_model_name}/{version.version}")
 
 

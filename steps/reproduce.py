@@ -24,7 +24,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from steps.shared import tracking
+from steps.shared import contract, tracking
 from steps.core.errors import PipelineError
 
 
@@ -32,7 +32,7 @@ def source_of(run) -> tuple[str, str]:
     """The git source (URL or local folder) and commit a run was made from."""
     tags = run.data.tags
     source = tags.get("mlflow.source.name", "").split("#")[0].removeprefix("file://")
-    commit = tags.get("mlflow.source.git.commit")
+    commit = tags.get(contract.COMMIT_TAG)
     if not commit or not source:
         raise PipelineError(f"run {run.info.run_id} records no git source and commit: only runs made from a "
                             "git checkout or URL can be reproduced")
@@ -116,10 +116,10 @@ def main(run_id, tolerance):
         except MlflowException:
             raise PipelineError(f"no run {run_id} at {mlflow.get_tracking_uri()}: pass the run id of a main run "
                                 "(MLflow UI, or `mlflow runs list`)") from None
-        if original.data.tags.get("mlflow.project.entryPoint") != "main" or original.info.status != "FINISHED":
+        if original.data.tags.get(contract.ENTRY_POINT_TAG) != "main" or original.info.status != "FINISHED":
             raise PipelineError(f"run {run_id} is not a finished run of main: pass the run id of a finished main run")
         source, commit = source_of(original)
-        if original.data.tags.get(tracking.DIRTY_TAG) == "true":
+        if original.data.tags.get(contract.DIRTY_TAG) == "true":
             click.echo(f"note: run {run_id} had uncommitted changes; reproducing commit {commit} without them")
         mlflow.set_tags({"reproduced_run_id": run_id, "reproduced_source": source, "reproduced_commit": commit})
         parameters = {**with_absolute_paths(recorded_parameters(original), source), "use_cache": "false"}

@@ -23,23 +23,22 @@ import pandas as pd
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
-from steps.core import hub, task
+from steps.core import hub
 from steps.core.errors import PipelineError
 from steps.core.reading import Reading
 from steps.core.task import read_task, write_task
 from steps.served import text_classifier
-from steps.shared import tracking
+from steps.shared import contract, tracking
 from steps.shared.cli import spec_from, spec_options
 
-SPLITS = ("train", "validation", "test")
 
 
 def read_splits(folder: Path) -> DatasetDict:
-    missing = [f for f in [f"{s}.parquet" for s in SPLITS] + [task.FILE] if not (folder / f).exists()]
+    missing = [f for f in [*map(contract.split_file, contract.SPLITS), contract.TASK_FILE] if not (folder / f).exists()]
     if missing:
         raise PipelineError(f"{folder} has no {', '.join(missing)}: pass the output URI of prepare as data")
-    return DatasetDict({s: Dataset.from_pandas(pd.read_parquet(folder / f"{s}.parquet"), preserve_index=False)
-                        for s in SPLITS})
+    return DatasetDict({s: Dataset.from_pandas(pd.read_parquet(folder / contract.split_file(s)), preserve_index=False)
+                        for s in contract.SPLITS})
 
 
 def token_length_stats(lengths, max_length: int) -> dict[str, float]:
@@ -105,12 +104,12 @@ def main(data, model, **options):
             mlflow.set_tag("long_text_warning", warning)
 
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp, "tokenized")
+            folder = Path(tmp, contract.TOKENIZED_DIR)
             tokenized.save_to_disk(str(folder / "dataset"))
             tokenizer.save_pretrained(str(folder / "tokenizer"))
             write_task(dataclasses.replace(read_task(data_dir), reading=reading), folder)
-            mlflow.log_artifacts(str(folder), "tokenized")
-        tracking.set_output(tracking.artifact_uri(run, "tokenized"))
+            mlflow.log_artifacts(str(folder), contract.TOKENIZED_DIR)
+        tracking.set_output(tracking.artifact_uri(run, contract.TOKENIZED_DIR))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from steps.core.errors import PipelineError
 from steps.core.recipe import Recipe
 from steps.core.task import FILE as TASK_FILE
 from steps.core.training import fine_tune, read_tokenized
-from steps.shared import launch, resumable, tracking
+from steps.shared import contract, launch, resumable, tracking
 from steps.shared.cli import process_options, spec_from, spec_options
 
 # The Trainer's MLflow callback would log every TrainingArguments field as a param, and
@@ -51,7 +51,7 @@ def train_process(folder: str, model_name: str, output_dir: str, recipe: Recipe,
     datasets, tokenizer, task = read_tokenized(Path(folder))
     trainer = fine_tune(datasets, tokenizer, model_name, task, str(Path(output_dir, "trainer")), recipe,
                         report_to="mlflow", callbacks=(resumable.LogEachEpoch(),), resume_from=resume_from)
-    checkpoint = Path(output_dir, "checkpoint")
+    checkpoint = Path(output_dir, contract.CHECKPOINT_DIR)
     trainer.save_model(str(checkpoint))  # the best epoch, with its tokenizer
     if not trainer.is_world_process_zero():
         return None
@@ -89,10 +89,10 @@ def main(tokenized, model, resume, num_processes, num_machines, machine_rank, ma
             mlflow.set_tag("precision", result["precision"])
             mlflow.log_dict(result["training_args"], "training_args.json")
             mlflow.log_metric("best_validation_f1", result["best_f1"])
-            mlflow.log_artifacts(str(Path(tmp, "checkpoint")), "checkpoint")
+            mlflow.log_artifacts(str(Path(tmp, contract.CHECKPOINT_DIR)), contract.CHECKPOINT_DIR)
         resumable.drop(run.info.run_id)
         click.echo(f"best validation F1 {result['best_f1']:.4f}")
-        tracking.set_output(tracking.artifact_uri(run, "checkpoint"))
+        tracking.set_output(tracking.artifact_uri(run, contract.CHECKPOINT_DIR))
 
 
 def resume_point(run) -> str | None:
@@ -100,7 +100,7 @@ def resume_point(run) -> str | None:
     previous = resumable.find_run(mlflow.get_run(run.info.run_id))
     if previous is None:
         return None
-    epoch = previous.data.tags[resumable.EPOCH_TAG]
+    epoch = previous.data.tags[contract.EPOCH_TAG]
     mlflow.set_tags({"resumed_from_run_id": previous.info.run_id, "resumed_from_epoch": epoch})
     click.echo(f"resuming run {previous.info.run_id} ({previous.info.status}) after its epoch {epoch}")
     return tracking.download(resumable.checkpoint_uri(previous), "the resumable checkpoint")

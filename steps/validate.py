@@ -37,8 +37,8 @@ from mlflow.tracking import MlflowClient
 
 from steps.core import baseline, gate
 from steps.core.errors import PipelineError
-from steps.core.task import FILE as TASK_FILE, read_task
-from steps.shared import promotion, tracking
+from steps.core.task import read_task
+from steps.shared import contract, promotion, tracking
 from steps.shared.evaluation import evaluate, rejection_reason
 from steps.shared.scoring import checkpoint_predict, load_model, model_task, predict, registered_version
 
@@ -48,10 +48,10 @@ def format_disagreements(client, name: str, version: str, inputs, predicted, tas
     checkpoint does (logged as format_disagreements); None when no checkpoint is recorded. `task`
     is the version's own: the checkpoint reads texts as the version does."""
     tags = client.get_model_version(name, version).tags
-    serving_format = tags.get("serving_format", "transformers")
-    if "checkpoint_uri" not in tags:
+    serving_format = tags.get(contract.FORMAT_TAG, "transformers")
+    if contract.CHECKPOINT_TAG not in tags:
         return serving_format, None
-    checkpoint = tracking.download(tags["checkpoint_uri"], "the version's checkpoint")
+    checkpoint = tracking.download(tags[contract.CHECKPOINT_TAG], "the version's checkpoint")
     reference, _ = predict(checkpoint_predict(checkpoint, task), inputs, task)
     disagreements = int((reference != predicted).sum())
     mlflow.log_metric("format_disagreements", disagreements)
@@ -77,10 +77,11 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
     with tracking.step_run():
         client = MlflowClient()
         name, version = registered_version(client, model_uri)
-        folder = test_data.rsplit("/", 1)[0]  # prepare's output
         test = pd.read_parquet(tracking.download(test_data, "the test split"))
-        train = pd.read_parquet(tracking.download(train_data or f"{folder}/train.parquet", "the train split"))
-        task = read_task(Path(tracking.download(f"{folder}/{TASK_FILE}", f"the task ({TASK_FILE} beside test_data)"))
+        train_data = train_data or contract.beside(test_data, contract.split_file("train"))
+        train = pd.read_parquet(tracking.download(train_data, "the train split"))
+        task = read_task(Path(tracking.download(contract.beside(test_data, contract.TASK_FILE),
+                                                f"the task ({contract.TASK_FILE} beside test_data)"))
                          .parent)
         checks = checks or gate.default_checks(task)
         check_set = gate.read_checks(checks, task) if checks else None
@@ -146,7 +147,7 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
             raise PipelineError(f"{name} version {version} not promoted: {reason}; "
                                 + (f"champion stays at version {stays}" if stays else "no champion set"))
         best = promotion.promote(client, name, version, scores["f1"])
-        click.echo(f"{name} version {version} passed; @{promotion.CHAMPION_ALIAS} is version {best}"
+        click.echo(f"{name} version {version} passed; @{contract.CHAMPION_ALIAS} is version {best}"
                    + ("" if best == str(version) else
                       f" (a passed version with a higher recorded test {task.f1_name})"))
         tracking.set_output(f"models:/{name}/{version}")

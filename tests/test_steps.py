@@ -21,7 +21,7 @@ from steps.core.metrics import classification_metrics
 from steps.core.reading import Reading
 from steps.core.task import Task, read_task
 from steps.core.training import read_tokenized
-from steps.shared import evaluation, promotion, scoring
+from steps.shared import contract, evaluation, promotion, scoring
 from steps.shared import tracking as tracking_module
 from tests.conftest import PROJECT
 
@@ -50,7 +50,7 @@ def only_run(client):
 def test_tokenize_truncates_without_padding_and_measures_lengths(tiny_model):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     texts = ["hi", "call me when you get home", "win " * 40]
-    splits = DatasetDict({s: Dataset.from_dict({"text": texts, "label": [0, 0, 1]}) for s in tokenize.SPLITS})
+    splits = DatasetDict({s: Dataset.from_dict({"text": texts, "label": [0, 0, 1]}) for s in contract.SPLITS})
     tokenized, stats = tokenize.tokenize_splits(splits, tokenizer, Reading(max_length=16))
     lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
     assert lengths[0] < lengths[1] < lengths[2] == 16  # unpadded, the long one truncated
@@ -184,7 +184,7 @@ def test_prepare_logs_splits_task_dataset_and_counts(tracking, uci_file, sms_row
         {"labels": ["ham", "spam"], "positive_label": "spam", "average": "binary"}
     assert [text for text in task["examples"]] and run.data.params["label_names"] == "ham,spam"
     assert run.data.metrics["train_spam_fraction"] + run.data.metrics["train_ham_fraction"] == pytest.approx(1)
-    splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in tokenize.SPLITS}
+    splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in contract.SPLITS}
     assert sum(map(len, splits.values())) == run.data.metrics["rows_kept"]
     assert all(list(part.columns) == ["text", "label"] and set(part["label"]) == {0, 1} for part in splits.values())
 
@@ -197,7 +197,7 @@ def test_prepare_reads_the_hub_layout_sms_and_integer_labels(tracking, tmp_path,
     result, _ = invoke(prepare.main, "--dataset", tmp_path / "train.parquet")
     assert result.exit_code == 0, result.output
     folder = Path(tracking.download_artifacts(only_run(tracking).info.run_id, "data"))
-    splits = pd.concat([pd.read_parquet(folder / f"{s}.parquet") for s in tokenize.SPLITS])
+    splits = pd.concat([pd.read_parquet(folder / f"{s}.parquet") for s in contract.SPLITS])
     expected = hub_layout.drop_duplicates("sms").rename(columns={"sms": "text"})
     assert sorted(map(tuple, splits.to_numpy())) == sorted(map(tuple, expected.to_numpy()))
     assert read_task(folder) == Task(("0", "1"), "1")  # whole numbers in order; the rarer class is positive
@@ -214,7 +214,7 @@ def test_tokenize_logs_dataset_tokenizer_and_lengths(tracking, uci_file, tiny_mo
     assert 0 < run.data.metrics["token_length_median"] <= run.data.metrics["token_length_max"]
     folder = Path(tracking.download_artifacts(run.info.run_id, "tokenized"))
     datasets, tokenizer, task = read_tokenized(folder)
-    assert set(datasets) == set(tokenize.SPLITS) and task == SMS
+    assert set(datasets) == set(contract.SPLITS) and task == SMS
     assert max(len(ids) for ids in datasets["train"]["input_ids"]) <= 32
     assert tokenizer.is_fast
 

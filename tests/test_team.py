@@ -18,7 +18,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from steps.shared import tracking
+from steps.shared import contract, tracking
 from tests.conftest import PROJECT_DIR, STEPS, children, mlflow_run, params, run_with_tracking, tiny_params
 from tests.servers import postgres, repo, s3  # noqa: F401 (fixtures)
 from tests.servers import ADMIN, BUCKET, background, free_port, need, s3_objects, team_server
@@ -215,7 +215,7 @@ def proxied(tmp_path_factory, postgres, s3, repo, uci_file, tiny_model):
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
             [prepare] = runs_of(server, "prepare")
             result = mlflow_run(server["uri"], server["workdir"], repo["url"], EXPERIMENT, "-e", "tokenize",
-                                *params(data=prepare.data.tags[tracking.OUTPUT_TAG], model=tiny_model))
+                                *params(data=prepare.data.tags[contract.OUTPUT_TAG], model=tiny_model))
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
             [tokenize] = runs_of(server, "tokenize")
         yield {**server, "prepare": prepare, "tokenize": tokenize}
@@ -230,9 +230,9 @@ def test_proxied_steps_keep_runs_in_postgres_and_artifacts_in_s3_through_the_ser
     assert all(r.info.artifact_uri.startswith("mlflow-artifacts:/") for r in [prepare, tokenize])
     # tokenize read prepare's output through the proxy: it was given prepare's URI, and its own
     # artifacts hold the task.json that only prepare's carry.
-    assert tokenize.data.params["data"] == prepare.data.tags[tracking.OUTPUT_TAG] == \
+    assert tokenize.data.params["data"] == prepare.data.tags[contract.OUTPUT_TAG] == \
         f"runs:/{prepare.info.run_id}/data"
-    assert tokenize.data.tags[tracking.OUTPUT_TAG] == f"runs:/{tokenize.info.run_id}/tokenized"
+    assert tokenize.data.tags[contract.OUTPUT_TAG] == f"runs:/{tokenize.info.run_id}/tokenized"
     stored = s3_objects(proxied["s3"], "proxied/")
     for expected in (f"{prepare.info.run_id}/artifacts/data/train.parquet",
                      f"{tokenize.info.run_id}/artifacts/tokenized/task.json"):

@@ -1,6 +1,7 @@
 """The classification task, read from the data once: the label set and its order, the positive
 label of a binary task, how scores are averaged, and whether a row is one text or a pair.
-`prepare` writes it as task.json beside the splits; every later step reads it from there (or from the registered model's metadata)."""
+`prepare` writes it as task.json beside the splits; every later step reads it from there (or
+from the registered model's metadata)."""
 
 import json
 import math

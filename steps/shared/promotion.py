@@ -18,17 +18,14 @@ fails with the alias unmoved is a real error and is raised.
 from mlflow.exceptions import MlflowException
 
 from steps.core.errors import PipelineError
+from steps.shared import contract
 
-CHAMPION_ALIAS = "champion"
-STATUS_TAG = "validation_status"  # passed or rejected
-SCORE_TAG = "test_f1"             # a passed version's test F1 (the task's), what promotion ranks by
-REASON_TAG = "rejection_reason"
 ATTEMPTS = 10  # each retry follows a write by another validation, so a few concurrent ones settle well within
 
 
 def champion_version(client, name: str) -> str | None:
     try:
-        return str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
+        return str(client.get_model_version_by_alias(name, contract.CHAMPION_ALIAS).version)
     except MlflowException:
         return None
 
@@ -40,31 +37,33 @@ def current_champion(client, name: str, version: str) -> str | None:
 
 
 def reject(client, name: str, version: str, reason: str) -> None:
-    client.set_model_version_tag(name, version, STATUS_TAG, "rejected")
-    client.set_model_version_tag(name, version, REASON_TAG, reason[:5000])
+    client.set_model_version_tag(name, version, contract.STATUS_TAG, "rejected")
+    client.set_model_version_tag(name, version, contract.REASON_TAG, reason[:5000])
 
 
 def best_passed(client, name: str) -> str | None:
     """The passed version with the highest recorded test F1 (the newer on a tie)."""
-    scored = [(float(v.tags[SCORE_TAG]), int(v.version)) for v in client.search_model_versions(f"name = '{name}'")
-              if v.tags.get(STATUS_TAG) == "passed" and SCORE_TAG in v.tags]
+    scored = [(float(v.tags[contract.SCORE_TAG]), int(v.version))
+              for v in client.search_model_versions(f"name = '{name}'")
+              if v.tags.get(contract.STATUS_TAG) == "passed" and contract.SCORE_TAG in v.tags]
     return str(max(scored)[1]) if scored else None
 
 
 def promote(client, name: str, version: str, test_f1: float) -> str:
     """Record `version` as passed with its score, then settle `@champion` on the best passed
     version; that version."""
-    client.set_model_version_tag(name, version, SCORE_TAG, repr(test_f1))  # first: a passed version has a score
-    client.set_model_version_tag(name, version, STATUS_TAG, "passed")
+    # first: a passed version has a score
+    client.set_model_version_tag(name, version, contract.SCORE_TAG, repr(test_f1))
+    client.set_model_version_tag(name, version, contract.STATUS_TAG, "passed")
     for _ in range(ATTEMPTS):
         best = best_passed(client, name)  # before the alias is read (why: the module docstring)
         champion = champion_version(client, name)
         if champion == best:
             return best
         try:
-            client.set_registered_model_alias(name, CHAMPION_ALIAS, best)
+            client.set_registered_model_alias(name, contract.CHAMPION_ALIAS, best)
         except MlflowException:
             if champion_version(client, name) == champion:
                 raise
-    raise PipelineError(f"@{CHAMPION_ALIAS} of {name} kept moving under {ATTEMPTS} tries to settle it: "
+    raise PipelineError(f"@{contract.CHAMPION_ALIAS} of {name} kept moving under {ATTEMPTS} tries to settle it: "
                         f"version {version} is recorded as passed; validate it again to settle the alias")

@@ -6,11 +6,9 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 
-from steps.shared import tracking
+from steps.shared import contract, tracking
 
-EPOCH_TAG = "resumable_epoch"  # set once that epoch's checkpoint is wholly logged
 FOLDER = "resumable"           # resumable/epoch-<n>/: weights, optimizer, scheduler, RNG states, trainer state
-COMMIT_TAG = "mlflow.source.git.commit"
 
 
 class LogEachEpoch(TrainerCallback):
@@ -25,7 +23,7 @@ class LogEachEpoch(TrainerCallback):
             return
         epoch = round(state.epoch)
         mlflow.log_artifacts(f"{args.output_dir}/checkpoint-{state.global_step}", f"{FOLDER}/epoch-{epoch}")
-        mlflow.set_tag(EPOCH_TAG, str(epoch))
+        mlflow.set_tag(contract.EPOCH_TAG, str(epoch))
         if self.logged:
             get_artifact_repository(mlflow.active_run().info.artifact_uri).delete_artifacts(self.logged)
         self.logged = f"{FOLDER}/epoch-{epoch}"
@@ -35,20 +33,20 @@ def find_run(run):
     """The newest run that did not finish (FAILED, KILLED, or RUNNING with its process gone), holds
     a complete resumable checkpoint, and had exactly `run`'s params and commit; or None."""
     candidates = MlflowClient().search_runs(
-        [run.info.experiment_id], f"tags.{EPOCH_TAG} LIKE '%' AND attributes.status != 'FINISHED'",
+        [run.info.experiment_id], f"tags.{contract.EPOCH_TAG} LIKE '%' AND attributes.status != 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=100)
     for candidate in candidates:
         if candidate.info.run_id == run.info.run_id or \
                 candidate.info.status == "RUNNING" and not tracking.is_dead(candidate):
             continue
-        if candidate.data.tags.get(COMMIT_TAG) == run.data.tags.get(COMMIT_TAG) and \
+        if candidate.data.tags.get(contract.COMMIT_TAG) == run.data.tags.get(contract.COMMIT_TAG) and \
                 candidate.data.params == run.data.params:
             return candidate
     return None
 
 
 def checkpoint_uri(run) -> str:
-    return f"runs:/{run.info.run_id}/{FOLDER}/epoch-{run.data.tags[EPOCH_TAG]}"
+    return f"runs:/{run.info.run_id}/{FOLDER}/epoch-{run.data.tags[contract.EPOCH_TAG]}"
 
 
 def drop(run_id: str) -> None:

@@ -21,14 +21,9 @@ from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
 from mlflow.utils.rest_utils import http_request
 
 from steps.core.errors import PipelineError
+from steps.shared import contract
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # steps/shared/tracking.py -> the project
-OUTPUT_TAG = "output_uri"  # what `main` reads back from a finished step to feed the next
-ERROR_TAG = "error"        # the one-line reason a step failed
-DATA_DIGEST_TAG = "data_digest"
-DIRTY_TAG = "git_dirty"    # "true" when the code that ran differs from its commit
-PARENT_TAG = "mlflow.parentRunId"
-PROCESS_TAG = "process"    # host:pid:start time of the step's process, to tell a dead RUNNING run from a live one
 
 
 def git_state(folder: Path = PROJECT_DIR) -> tuple[str | None, bool | None]:
@@ -114,7 +109,7 @@ def this_process() -> str:
 def is_dead(run) -> bool:
     """True for a run whose process ran on this host and is gone (killed, or its machine restarted).
     A run of another host, or one without the tag, is not judged: it may be alive."""
-    host, _, rest = run.data.tags.get(PROCESS_TAG, "").partition(":")
+    host, _, rest = run.data.tags.get(contract.PROCESS_TAG, "").partition(":")
     if host != socket.gethostname() or not rest:
         return False
     pid, started = rest.split(":")
@@ -143,7 +138,7 @@ def record_reproducibility(run) -> None:
         mlflow.log_params({key: value for key, value in context.params.items() if key not in logged})
     commit, dirty = git_state()
     if commit:
-        mlflow.set_tags({"mlflow.source.git.commit": commit, DIRTY_TAG: str(dirty).lower()})
+        mlflow.set_tags({contract.COMMIT_TAG: commit, contract.DIRTY_TAG: str(dirty).lower()})
     mlflow.log_text(library_versions(), "environment/versions.txt")
 
 
@@ -162,12 +157,12 @@ def step_run(log_system_metrics: bool | None = None):
     lost, budget = None, os.environ.get(MLFLOW_HTTP_REQUEST_MAX_RETRIES.name)
     try:
         with mlflow.start_run(log_system_metrics=log_system_metrics) as run:
-            mlflow.set_tag(PROCESS_TAG, this_process())
+            mlflow.set_tag(contract.PROCESS_TAG, this_process())
             record_reproducibility(run)
             try:
                 yield run
             except PipelineError as err:
-                mlflow.set_tag(ERROR_TAG, str(err))
+                mlflow.set_tag(contract.ERROR_TAG, str(err))
                 raise click.ClickException(str(err)) from None
             except Exception:
                 lost = lost_server()
@@ -198,7 +193,8 @@ def run_entry_point(project: str, entry_point: str, parameters: dict, experiment
     except ExecutionException as err:
         parent = mlflow.active_run().info.run_id
         failed = MlflowClient().search_runs(
-            [experiment_id], f"tags.`{PARENT_TAG}` = '{parent}' AND tags.`mlflow.project.entryPoint` = '{entry_point}'",
+            [experiment_id],
+            f"tags.`{contract.PARENT_TAG}` = '{parent}' AND tags.`{contract.ENTRY_POINT_TAG}` = '{entry_point}'",
             order_by=["attributes.start_time DESC"], max_results=1)
         if not failed:
             raise PipelineError(f"{entry_point} did not start: {err}") from None
@@ -211,7 +207,7 @@ def artifact_uri(run, path: str) -> str:
 
 
 def set_output(uri: str) -> None:
-    mlflow.set_tag(OUTPUT_TAG, uri)
+    mlflow.set_tag(contract.OUTPUT_TAG, uri)
     click.echo(f"output: {uri}")
 
 
@@ -240,6 +236,6 @@ def upstream_tags(uri: str) -> dict[str, str]:
 
 def carry_data_digest(uri: str) -> None:
     """Copy the data set's digest from the upstream run, so every step names its data."""
-    digest = upstream_tags(uri).get(DATA_DIGEST_TAG)
+    digest = upstream_tags(uri).get(contract.DATA_DIGEST_TAG)
     if digest:
-        mlflow.set_tag(DATA_DIGEST_TAG, digest)
+        mlflow.set_tag(contract.DATA_DIGEST_TAG, digest)
