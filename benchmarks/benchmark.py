@@ -44,10 +44,11 @@ from datasets import Dataset, DatasetDict
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, pipeline,
                           set_seed)
 
-from steps import prepare, tokenize
-from steps.core import data, gate, hardware
+from steps.core import data, gate, hardware, tokens
+from steps.core.reading import Reading
 from steps.core.metrics import classification_metrics, trainer_metrics
-from steps.core.recipe import FIELDS, Recipe, field_type
+from steps.core.recipe import FIELDS, Recipe
+from steps.core.specs import Preparation, field_type
 from steps.core.training import fine_tune
 from steps.shared.scoring import predict
 
@@ -84,8 +85,8 @@ def tutorial_recipe(splits, task, model, epochs, seed, workdir):
 
 
 def our_recipe(splits, task, model, epochs, seed, workdir, settings: Recipe):
-    tokenizer = tokenize.load_tokenizer(model)
-    tokenized, _ = tokenize.tokenize_splits(splits, tokenizer, 128)
+    tokenizer = tokens.load_tokenizer(model)
+    tokenized, _ = tokens.tokenize_splits(splits, tokenizer, Reading())
     start = time.perf_counter()
     trainer = fine_tune(tokenized, tokenizer, model, task, workdir,
                         dataclasses.replace(settings, epochs=epochs, seed=seed))
@@ -132,7 +133,7 @@ def spread(values, digits) -> str:
 @click.option("--skip-tutorial", is_flag=True, help="Train only this project's recipe.")
 @click.option("--set", "overrides", multiple=True, help="Override a train setting of ours, e.g. --set batch_size=8.")
 def main(data_path, model, epochs, seeds, split_seed, skip_tutorial, overrides):
-    _, task, frames, _ = prepare.prepare(data.read_table(data_path), "", "", "", "", 0.2, 0.1, split_seed)
+    _, task, frames, _ = data.prepare(data.read_table(data_path), Preparation(), split_seed)
     splits = DatasetDict({name: Dataset.from_pandas(frame, preserve_index=False) for name, frame in frames.items()})
     test, checks = frames["test"], gate.read_checks(gate.SMS_CHECKS, task)
     settings = parse_recipe(overrides)

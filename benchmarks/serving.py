@@ -44,10 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's st
 from steps import register  # noqa: E402
 from steps.core import data  # noqa: E402
 from steps.core.hardware import cpu_description  # noqa: E402
+from steps.core.specs import Serving  # noqa: E402
 from steps.core.metrics import classification_metrics  # noqa: E402
 from steps.core.task import FILE as TASK_FILE, Task, read_task  # noqa: E402
 from steps.shared import serving  # noqa: E402
 
+BATCH_SIZE = Serving.serving_batch_size  # as register logs the served model
 REQUEST = 1024         # messages in the large request
 SINGLES = 50           # one-message requests for the latency figures
 REFERENCE_BATCH = 64
@@ -128,15 +130,15 @@ class FirstLabel(mlflow.pyfunc.PythonModel):
 def log_models(folder: str) -> dict[str, str]:
     """The checkpoint logged in each served format into the active run: model URIs by name."""
     dtype = register.serving_dtype("auto", "auto")
-    classifier = register.build_pipeline(folder, register.BATCH_SIZE, "auto")
-    arguments = register.model_arguments(classifier, read_task(folder), register.BATCH_SIZE, "auto", dtype)
+    classifier = register.build_pipeline(folder, BATCH_SIZE, "auto")
+    arguments = register.model_arguments(classifier, read_task(folder), BATCH_SIZE, "auto", dtype)
     transformers_info = mlflow.transformers.log_model(name="transformers", **arguments)
-    uris = {f"transformers ({dtype}, batch {register.BATCH_SIZE})": transformers_info.model_uri}
+    uris = {f"transformers ({dtype}, batch {BATCH_SIZE})": transformers_info.model_uri}
     for name in ("onnx", "onnx-int8"):
-        uris[f"{name} (batch {register.BATCH_SIZE})"] = serving.log_served_model(
-            folder, name, read_task(folder), register.BATCH_SIZE, name=name).model_uri
+        uris[f"{name} (batch {BATCH_SIZE})"] = serving.log_served_model(
+            folder, name, read_task(folder), BATCH_SIZE, name=name).model_uri
     uris[FLOOR] = mlflow.pyfunc.log_model(name="server-alone", python_model=FirstLabel(),
-                                          signature=serving.signature(register.BATCH_SIZE),
+                                          signature=serving.signature(BATCH_SIZE),
                                           model_config={"label": read_task(folder).labels[0]},
                                           input_example=list(serving.INPUT_EXAMPLE),
                                           pip_requirements=["mlflow"]).model_uri

@@ -26,8 +26,9 @@ from steps.core import baseline, hub
 from steps.core.errors import PipelineError
 from steps.core.reading import Reading
 from steps.core.recipe import SEARCHED, Recipe
+from steps.core.specs import Gate, Preparation, Serving, as_params
 from steps.shared import contract, promotion, tracking
-from steps.shared.cli import spec_from, spec_options
+from steps.shared.cli import process_options, spec_from, spec_options
 from steps.shared.evaluation import PROJECT_NAMES
 
 # how train spreads over processes and machines, and whether it resumes a killed run
@@ -84,7 +85,7 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
     """The steps in order (tune only when trials are asked for), each fed the previous outputs;
     their finished runs by name."""
     runs = {}
-    commit = reuse_commit(params["use_cache"].lower() in ("true", "1", "yes"))
+    commit = reuse_commit(params["use_cache"])
 
     def step(name, **parameters):
         runs[name] = run_step(name, parameters, experiment_id, commit)
@@ -92,10 +93,8 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
 
     # train's device: the same machine's GPU when there is one, unless the pipeline is told "cpu"
     recipe = spec_from(Recipe, params, device="cpu" if params["device"] == "cpu" else "auto")
-    data = step("prepare", dataset=params["dataset"], text_column=params["text_column"],
-                label_column=params["label_column"], labels=params["labels"], positive_label=params["positive_label"],
-                test_size=params["test_size"], validation_size=params["validation_size"], seed=recipe.seed)
-    tokenized = step("tokenize", data=data, model=params["model"], **spec_from(Reading, params).params())
+    data = step("prepare", dataset=params["dataset"], **as_params(spec_from(Preparation, params)), seed=recipe.seed)
+    tokenized = step("tokenize", data=data, model=params["model"], **as_params(spec_from(Reading, params)))
     if params["tune_trials"] > 0:
         fixed = {key: value for key, value in recipe.params().items() if key not in SEARCHED}
         best = step("tune", tokenized=tokenized, model=params["model"], trials=params["tune_trials"],
@@ -103,15 +102,11 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
         recipe = dataclasses.replace(recipe, **json.loads(Path(tracking.download(best, "the search's best "
                                                                                       "parameters")).read_text()))
     checkpoint = step("train", tokenized=tokenized, model=params["model"], **recipe.params(),
-                      **{key: params[key] for key in TRAIN_RUNTIME})
+                      **{key: str(params[key]).lower() for key in TRAIN_RUNTIME})
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
-                     batch_size=params["serving_batch_size"], device=params["device"],
-                     dtype=params["serving_dtype"], serving_format=params["serving_format"])
+                     **as_params(spec_from(Serving, params, device=params["device"])))
     step("validate", model_uri=model_uri, test_data=contract.split_uri(data, "test"),
-         train_data=contract.split_uri(data, "train"),
-         min_accuracy=params["min_accuracy"], min_f1=params["min_f1"], checks=params["checks"],
-         min_check_pass_rate=params["min_check_pass_rate"],
-         min_margin_over_baseline=params["min_margin_over_baseline"])
+         train_data=contract.split_uri(data, "train"), **as_params(spec_from(Gate, params)))
     return runs
 
 
@@ -151,42 +146,25 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
 
 
 @click.command(help=__doc__)
-@click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True)
-@click.option("--text-column", default="")
-@click.option("--label-column", default="")
-@click.option("--labels", default="", help="prepare's labels: the label set in id order; empty: from the data.")
-@click.option("--positive-label", default="", help="prepare's positive_label (binary tasks).")
-@click.option("--test-size", default="0.2", show_default=True)
-@click.option("--validation-size", default="0.1", show_default=True)
-@click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
+@click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True,
+              help="A Hub data set id, a local file or folder, or a URI MLflow can download.")
+@spec_options(Preparation)
+@click.option("--model", default=hub.DEFAULT_MODEL, show_default=True, help="A Hub model id or a local folder.")
 @spec_options(Reading)
 @spec_options(Recipe, exclude=("device",))
-@click.option("--serving-batch-size", default="16", show_default=True, help="The served model's batch size.")
-@click.option("--serving-dtype", default="auto", show_default=True, help="register's dtype for the served weights.")
-@click.option("--serving-format", default="transformers", show_default=True,
-              help="register's serving_format: transformers, onnx or onnx-int8.")
+@spec_options(Serving, exclude=("device",))
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
 @click.option("--device", default="auto", show_default=True,
               help="cpu: train and serve on the CPU; auto: a GPU where there is one; cuda:N, mps: register's device.")
-@click.option("--min-accuracy", default="0.95", show_default=True)
-@click.option("--min-f1", default="0.85", show_default=True)
-@click.option("--checks", default="", help="Behaviour checks file; empty: steps/checks/behaviour.csv for "
-                                           "ham/spam, none for other tasks.")
-@click.option("--min-check-pass-rate", default="0.9", show_default=True)
-@click.option("--min-margin-over-baseline", default="0.0", show_default=True)
+@spec_options(Gate)
 @click.option("--tune-trials", type=click.IntRange(min=0), default=0, show_default=True,
               help="Optuna trials before train; 0: no search.")
 @click.option("--tune-storage", default="", help="Optuna RDB storage URL for the search; empty: in memory.")
-@click.option("--use-cache", default="true", show_default=True, help="Reuse finished identical steps.")
-@click.option("--num-processes", default="1", show_default=True, help="train's processes on all machines together.")
-@click.option("--num-machines", default="1", show_default=True)
-@click.option("--machine-rank", default="0", show_default=True)
-@click.option("--main-process-ip", default="127.0.0.1", show_default=True)
-@click.option("--main-process-port", default="29500", show_default=True)
-@click.option("--resume", default="true", show_default=True, help="train goes on from a killed run's last epoch.")
+@click.option("--use-cache", type=bool, default=True, show_default=True, help="Reuse finished identical steps.")
+@process_options
+@click.option("--resume", type=bool, default=True, show_default=True,
+              help="train goes on from a killed run's last epoch.")
 def main(**params):
-    # Values pass through as strings (the recipe and tune_trials aside, which main itself reads):
-    # each step's own options parse and check them.
     with tracking.step_run() as parent:
         if tracking.is_generated_name(parent.info.run_name):  # keep a name given with --run-name
             mlflow.set_tag(contract.RUN_NAME_TAG, run_name(params))

@@ -13,54 +13,30 @@ Logs:    artifacts data/{train,validation,test}.parquet (text, text_pair for a p
 Output:  runs:/<run id>/data
 """
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
 import click
 import mlflow
-import pandas as pd
 
 from steps.core import data, hub
-from steps.core.task import Task, infer_task, metric_key, write_task
+from steps.core.recipe import Recipe
+from steps.core.specs import Preparation
+from steps.core.task import metric_key, write_task
 from steps.shared import contract, tracking
+from steps.shared.cli import spec_from, spec_options
 from steps.shared.sources import load_raw
-
-EXAMPLES = 2  # texts in the registered model's input example: the first train text of the first classes
-
-
-def prepare(raw: pd.DataFrame, text_column: str, label_column: str, labels: str, positive_label: str,
-            test_size: float, validation_size: float,
-            seed: int) -> tuple[pd.DataFrame, Task, dict[str, pd.DataFrame], dict]:
-    """The cleaned frame (label names), its task, its splits (label ids), and the counts of what was dropped."""
-    frame, text_columns = data.normalise(raw, text_column, label_column)
-    clean, counts = data.drop_empty_and_repeated(frame)
-    task = infer_task(clean["label"], labels, positive_label)
-    splits = data.split_stratified(clean, test_size, validation_size, seed)
-    firsts = splits["train"].groupby("label", sort=False).first()
-    pair = "text_pair" in clean
-    examples = tuple((firsts.at[label, "text"], firsts.at[label, "text_pair"]) if pair else firsts.at[label, "text"]
-                     for label in task.labels[:EXAMPLES])
-    task = dataclasses.replace(task, examples=examples, pair_columns=text_columns if pair else None)
-    return clean, task, {name: part.assign(label=task.ids(part["label"])) for name, part in splits.items()}, counts
 
 
 @click.command(help=__doc__)
-@click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True)
-@click.option("--text-column", default="", help="Found automatically for known layouts; first,second: a text pair.")
-@click.option("--label-column", default="", help="Found automatically for known layouts.")
-@click.option("--labels", default="", help="Comma-separated: the label set in id order; rows with other labels "
-                                            "are refused. Empty: read from the data.")
-@click.option("--positive-label", default="", help="A binary task's positive class; empty: spam for ham/spam, "
-                                                    "else the less frequent class.")
-@click.option("--test-size", type=float, default=0.2, show_default=True)
-@click.option("--validation-size", type=float, default=0.1, show_default=True)
-@click.option("--seed", type=int, default=22, show_default=True)
-def main(dataset, text_column, label_column, labels, positive_label, test_size, validation_size, seed):
+@click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True,
+              help="A Hub data set id, a local file or folder, or a URI MLflow can download.")
+@spec_options(Preparation)
+@click.option("--seed", type=int, default=Recipe.seed, show_default=True, help="Draws the split.")
+def main(dataset, seed, **options):
     with tracking.step_run() as run:
         raw, source = load_raw(dataset)
-        clean, task, splits, counts = prepare(raw, text_column, label_column, labels, positive_label, test_size,
-                                              validation_size, seed)
+        clean, task, splits, counts = data.prepare(raw, spec_from(Preparation, options), seed)
 
         source_dataset = mlflow.data.from_pandas(clean, source=source, name=Path(dataset).name or dataset,
                                                  targets="label")

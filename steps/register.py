@@ -30,16 +30,13 @@ from transformers import pipeline
 
 from steps.core import hardware
 from steps.core.errors import PipelineError
-from steps.core.recipe import PRECISIONS
+from steps.core.specs import Serving
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.shared import contract, tracking
+from steps.shared.cli import spec_from, spec_options
 from steps.shared.scoring import TASK_METADATA
 from steps.shared.serving import log_served_model
 
-FORMATS = ("transformers", "onnx", "onnx-int8")
-# The served model's batch, by measurement (benchmarks/serving.py): with bf16 on this project's CPU,
-# batches of 16 in request order score over 3x as many messages/s as 64, which pad more and run slower.
-BATCH_SIZE = 16
 # The pipeline's own "top_k not given": each text's best class, as `label` and `score`. Stored so that
 # a load may override it (MLflow overrides only stored keys) with scoring.CLASS_SCORES; left out
 # of the signature, whose defaults every request would send.
@@ -111,16 +108,10 @@ def register(model_uri: str, name: str, tags: dict[str, str]):
 @click.command(help=__doc__)
 @click.option("--checkpoint", required=True, help="URI of train's output folder.")
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=BATCH_SIZE, show_default=True,
-              help="Inference batch size of the served model.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N, mps, or auto.")
-@click.option("--dtype", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="The served weights' type; auto: bf16 where this machine computes it natively, fp16 on older "
-                   "GPUs, else fp32.")
-@click.option("--serving-format", type=click.Choice(FORMATS), default="transformers", show_default=True,
-              help="transformers: MLflow's transformers model; onnx: served by ONNX Runtime; onnx-int8: with int8 "
-                   "weights.")
-def main(checkpoint, registered_model_name, batch_size, device, dtype, serving_format):
+@spec_options(Serving)
+def main(checkpoint, registered_model_name, **options):
+    serving = spec_from(Serving, options)
+    serving_format, batch_size, device = serving.serving_format, serving.serving_batch_size, serving.device
     with tracking.step_run() as run:
         tracking.carry_data_digest(checkpoint)
         folder = tracking.download(checkpoint, "the checkpoint")
@@ -128,7 +119,7 @@ def main(checkpoint, registered_model_name, batch_size, device, dtype, serving_f
         if serving_format != "transformers":
             model_info = log_served_model(folder, serving_format, task, batch_size)
         else:
-            dtype = serving_dtype(dtype, device)
+            dtype = serving_dtype(serving.serving_dtype, device)
             mlflow.set_tag("dtype", dtype)
             if task.read_as.long_text == "head" and not task.pair_columns:
                 model_info = mlflow.transformers.log_model(

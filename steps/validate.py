@@ -37,8 +37,10 @@ from mlflow.tracking import MlflowClient
 
 from steps.core import baseline, gate
 from steps.core.errors import PipelineError
+from steps.core.specs import Gate
 from steps.core.task import read_task
 from steps.shared import contract, promotion, tracking
+from steps.shared.cli import spec_from, spec_options
 from steps.shared.evaluation import evaluate, rejection_reason
 from steps.shared.scoring import checkpoint_predict, load_model, model_task, predict, registered_version
 
@@ -63,17 +65,9 @@ def format_disagreements(client, name: str, version: str, inputs, predicted, tas
 @click.option("--test-data", required=True, help="URI of prepare's test.parquet.")
 @click.option("--train-data", default="", help="URI of prepare's train.parquet (the baseline's training data); "
                                                "empty: the train.parquet beside test_data.")
-@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.95, show_default=True)
-@click.option("--min-f1", type=click.FloatRange(0, 1), default=0.85, show_default=True,
-              help="The task's F1: the positive class's for a binary task, macro for more classes.")
-@click.option("--checks", default="", help="CSV/JSON/Parquet of text, expected label and capability; "
-                                           "empty: steps/checks/behaviour.csv for ham/spam, none for other tasks.")
-@click.option("--min-check-pass-rate", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help="Share of the behaviour checks a version must pass; 1: every one.")
-@click.option("--min-margin-over-baseline", type=click.FloatRange(-1, 1), default=0.0, show_default=True,
-              help="F1 a version needs above the TF-IDF + linear SVM baseline's; negative: allowed below it.")
-def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_check_pass_rate,
-         min_margin_over_baseline):
+@spec_options(Gate)
+def main(model_uri, test_data, train_data, **options):
+    thresholds = spec_from(Gate, options)
     with tracking.step_run():
         client = MlflowClient()
         name, version = registered_version(client, model_uri)
@@ -83,7 +77,7 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
         task = read_task(Path(tracking.download(contract.beside(test_data, contract.TASK_FILE),
                                                 f"the task ({contract.TASK_FILE} beside test_data)"))
                          .parent)
-        checks = checks or gate.default_checks(task)
+        checks = thresholds.checks or gate.default_checks(task)
         check_set = gate.read_checks(checks, task) if checks else None
         trained_on = model_task(f"models:/{name}/{version}")  # its MLmodel file alone: before loading the model
         if trained_on != task:
@@ -136,10 +130,7 @@ def main(model_uri, test_data, train_data, min_accuracy, min_f1, checks, min_che
                    + ("" if disagreements is None else f"; {serving_format}: {disagreements} of {len(test)} test "
                       "messages answered otherwise than by the fp32 checkpoint"))
 
-        rules = gate.rules(task, scores, check_results, min_accuracy=min_accuracy, min_f1=min_f1,
-                           min_check_pass_rate=min_check_pass_rate, baseline_f1=baseline_scores["f1"],
-                           min_margin_over_baseline=min_margin_over_baseline, champion_f1=champion_f1,
-                           champion_version=champion)
+        rules = gate.rules(task, scores, check_results, thresholds, baseline_scores["f1"], champion_f1, champion)
         reason = rejection_reason(rules, {**scores, **rates})
         if reason:
             promotion.reject(client, name, version, reason)

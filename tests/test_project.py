@@ -44,19 +44,41 @@ def test_conda_pip_section_is_requirements_txt():
     assert "python=3.11.7" in conda["dependencies"] and "pip" in conda["dependencies"]
 
 
-def test_the_recipe_is_declared_once_and_every_training_command_takes_it():
-    """A field of the Recipe is an option of train and main (tune: those it does not search), with
-    the field's default; the test above holds MLproject to those options."""
+def spec_commands():
+    """Each spec, and the commands that take its fields as options (some fields excepted)."""
+    from steps import main, prepare, register, tokenize, train, tune, validate
+    from steps.core.reading import Reading
+    from steps.core.recipe import SEARCHED, Recipe
+    from steps.core.specs import Gate, Preparation, Serving
+
+    return [(Recipe, ((train.main, ()), (main.main, ("device",)), (tune.main, SEARCHED))),
+            (Reading, ((tokenize.main, ()), (main.main, ()))),
+            (Preparation, ((prepare.main, ()), (main.main, ()))),
+            (Serving, ((register.main, ()), (main.main, ("device",)))),
+            (Gate, ((validate.main, ()), (main.main, ())))]
+
+
+@pytest.mark.parametrize("spec, commands", spec_commands(), ids=lambda value: getattr(value, "__name__", ""))
+def test_each_setting_is_declared_once_and_every_command_takes_it_with_its_default(spec, commands):
+    """A field of a spec is an option of each command that takes the spec (main included), with the
+    field's default, type and help; the test above holds MLproject to those options, so main's
+    defaults and each step's are the same."""
     from dataclasses import fields
 
-    from steps import main, train, tune
-    from steps.core.recipe import SEARCHED, Recipe
+    for command, excluded in commands:
+        options = {p.name: p for p in command.params}
+        for field in fields(spec):
+            if field.name in excluded:
+                continue
+            assert field.name in options, (command.name, field.name)
+            assert options[field.name].default == field.default, (command.name, field.name)
+            assert options[field.name].help == (field.metadata["help"] or None), (command.name, field.name)
 
-    defaults = {field.name: field.default for field in fields(Recipe)}
-    for command, names in ((train.main, set(defaults)), (main.main, set(defaults) - {"device"}),
-                           (tune.main, set(defaults) - set(SEARCHED))):
-        options = {p.name: p.default for p in command.params}
-        assert {name: options.get(name) for name in names} == {name: defaults[name] for name in names}, command.name
+
+def test_tune_searches_the_recipe_fields_it_names():
+    from steps import tune
+    from steps.core.recipe import SEARCHED
+
     assert set(tune.suggest(optuna.trial.FixedTrial(
         {"learning_rate": 1e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0.0, "weight_decay": 0.0}))) == \
         set(SEARCHED)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from steps import tokenize
+from steps.core import tokens
 from steps.core.errors import PipelineError
 from steps.core.metrics import trainer_metrics
 from steps.core.reading import Reading
@@ -124,7 +124,7 @@ def test_pairs_of_odd_texts_each_get_a_window(tokenizer):
 
 def test_tokenize_says_when_most_texts_are_cut():
     stats = {"fraction_truncated": 0.87, "token_length_median": 420}
-    assert tokenize.cut_warning(stats, Reading()) == ("87% of texts are cut at 128 tokens (long_text=head; median "
+    assert tokens.cut_warning(stats, Reading()) == ("87% of texts are cut at 128 tokens (long_text=head; median "
                                                       "420 tokens): see long_text to read them whole")
-    assert tokenize.cut_warning(stats, Reading(long_text="chunks")) is None
-    assert tokenize.cut_warning({**stats, "fraction_truncated": 0.2}, Reading()) is None
+    assert tokens.cut_warning(stats, Reading(long_text="chunks")) is None
+    assert tokens.cut_warning({**stats, "fraction_truncated": 0.2}, Reading()) is None

@@ -15,10 +15,11 @@ from mlflow.exceptions import MlflowException
 from transformers import AutoTokenizer
 
 from steps import main, prepare, register, reproduce, tokenize, train
-from steps.core import baseline, data, gate, hardware, hub
+from steps.core import baseline, data, gate, hardware, hub, tokens
 from steps.core.errors import PipelineError
 from steps.core.metrics import classification_metrics
 from steps.core.reading import Reading
+from steps.core.specs import Gate
 from steps.core.task import Task, read_task
 from steps.core.training import read_tokenized
 from steps.shared import contract, evaluation, promotion, scoring
@@ -51,7 +52,7 @@ def test_tokenize_truncates_without_padding_and_measures_lengths(tiny_model):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     texts = ["hi", "call me when you get home", "win " * 40]
     splits = DatasetDict({s: Dataset.from_dict({"text": texts, "label": [0, 0, 1]}) for s in contract.SPLITS})
-    tokenized, stats = tokenize.tokenize_splits(splits, tokenizer, Reading(max_length=16))
+    tokenized, stats = tokens.tokenize_splits(splits, tokenizer, Reading(max_length=16))
     lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
     assert lengths[0] < lengths[1] < lengths[2] == 16  # unpadded, the long one truncated
     assert tokenized["train"].column_names == ["input_ids", "token_type_ids", "attention_mask", "label", "document"]
@@ -60,7 +61,7 @@ def test_tokenize_truncates_without_padding_and_measures_lengths(tiny_model):
 
 
 def test_token_length_stats():
-    assert tokenize.token_length_stats([10, 20, 30, 200], max_length=128) == {
+    assert tokens.token_length_stats([10, 20, 30, 200], max_length=128) == {
         "token_length_median": 25.0, "token_length_p95": pytest.approx(174.5),
         "token_length_max": 200.0, "fraction_truncated": 0.25}
 
@@ -76,10 +77,12 @@ def checked(passed, capability=None):
 GATE = {"min_accuracy": 0.95, "min_f1": 0.85, "min_check_pass_rate": 0.9}
 
 
-def rejection_reason(scores, check_results, task=SMS, **rules):
+def rejection_reason(scores, check_results, task=SMS, baseline_f1=None, champion_f1=None, champion_version=None,
+                     **thresholds):
     """The gate's rules for these scores, checked through MLflow as validate checks them."""
     rates = gate.pass_rates(check_results) if check_results is not None else {}
-    return evaluation.rejection_reason(gate.rules(task, scores, check_results, **rules), {**scores, **rates})
+    rules = gate.rules(task, scores, check_results, Gate(**thresholds), baseline_f1, champion_f1, champion_version)
+    return evaluation.rejection_reason(rules, {**scores, **rates})
 
 
 def test_gate_passes_a_good_version_no_worse_than_champion():
@@ -164,7 +167,7 @@ def test_missing_model_folder_is_named(tmp_path):
 def test_hub_id_offline_says_to_pass_a_local_path():
     with pytest.raises(PipelineError, match=r"cannot load tokenizer 'distilbert/distilbert-base-uncased' from the "
                                             r"Hugging Face Hub .*pass a local path instead"):
-        tokenize.load_tokenizer(hub.DEFAULT_MODEL)
+        tokens.load_tokenizer(hub.DEFAULT_MODEL)
 
 
 # --- entry points -----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Pure data functions for `prepare`: read a table, find its columns, name its labels, drop
-empty and repeated texts, split stratified. No MLflow, no command line."""
+empty and repeated texts, split stratified, and the whole of it (`prepare`). No MLflow, no
+command line."""
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,13 +12,20 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.model_selection import train_test_split
 
 from steps.core.errors import PipelineError
-from steps.core.task import Task, check_splittable, label_names
+from steps.core.specs import Preparation
+from steps.core.task import Task, check_splittable, infer_task, label_names
 
 # Column names seen in public copies of the SMS spam data (Hub, UCI, Kaggle's spam.csv).
 TEXT_COLUMNS = ("text", "sms", "message", "messages", "content", "body", "v2")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "v1")
 
 TABLE_SUFFIXES = {".csv", ".json", ".jsonl", ".parquet", ".tsv", ".txt", ""}
+SPLITS = ("train", "validation", "test")  # prepare's output: one Parquet file each, and the task file
+EXAMPLES = 2  # texts in the registered model's input example: the first train text of the first classes
+
+
+def split_file(split: str) -> str:
+    return f"{split}.parquet"
 
 
 def read_table(path: str | Path, option: str = "dataset") -> pd.DataFrame:
@@ -154,3 +163,18 @@ def split_stratified(frame: pd.DataFrame, test_size: float, validation_size: flo
 def class_balance(frame: pd.DataFrame, task: Task) -> dict[str, int]:
     counts = frame["label"].value_counts()
     return {name: int(counts.get(i, 0)) for i, name in enumerate(task.labels)}
+
+
+def prepare(raw: pd.DataFrame, preparation: Preparation,
+            seed: int) -> tuple[pd.DataFrame, Task, dict[str, pd.DataFrame], dict]:
+    """The cleaned frame (label names), its task, its splits (label ids), and the counts of what was dropped."""
+    frame, text_columns = normalise(raw, preparation.text_column, preparation.label_column)
+    clean, counts = drop_empty_and_repeated(frame)
+    task = infer_task(clean["label"], preparation.labels, preparation.positive_label)
+    splits = split_stratified(clean, preparation.test_size, preparation.validation_size, seed)
+    firsts = splits["train"].groupby("label", sort=False).first()
+    pair = "text_pair" in clean
+    examples = tuple((firsts.at[label, "text"], firsts.at[label, "text_pair"]) if pair else firsts.at[label, "text"]
+                     for label in task.labels[:EXAMPLES])
+    task = dataclasses.replace(task, examples=examples, pair_columns=text_columns if pair else None)
+    return clean, task, {name: part.assign(label=task.ids(part["label"])) for name, part in splits.items()}, counts

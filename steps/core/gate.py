@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from steps.core import baseline, data
+from steps.core.specs import Gate
 from steps.core.task import Task, metric_key
 
 SMS_CHECKS = str(Path(__file__).resolve().parents[1] / "checks" / "behaviour.csv")  # steps/checks/
@@ -74,12 +75,14 @@ def failed_checks(results: pd.DataFrame) -> str:
     return ", ".join(shown) + (f" and {more} more (see behaviour_checks.json)" if more > 0 else "")
 
 
-def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, *, min_accuracy: float, min_f1: float,
-          min_check_pass_rate: float, baseline_f1: float | None = None, min_margin_over_baseline: float = 0.0,
-          champion_f1: float | None = None, champion_version: str | None = None) -> list[Rule]:
+def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, thresholds: Gate,
+          baseline_f1: float | None = None, champion_f1: float | None = None,
+          champion_version: str | None = None) -> list[Rule]:
     """The gate: checks (when there are any), the thresholds, the baseline plus the margin, and no
     worse than the champion on the same split. The F1 is the task's (`task.f1_name`)."""
     accuracy, f1, f1_name = scores["accuracy"], scores["f1"], task.f1_name
+    min_accuracy, min_f1 = thresholds.min_accuracy, thresholds.min_f1
+    min_check_pass_rate, min_margin_over_baseline = thresholds.min_check_pass_rate, thresholds.min_margin_over_baseline
     gate = []
     if check_results is not None:
         rate, passed = float(check_results["passed"].mean()), int(check_results["passed"].sum())

@@ -3,10 +3,10 @@ longer text (steps/served/text_classifier.py does the reading). tokenize takes a
 it into the task file; train, register and every served format read it from there, so the
 model is served exactly as it was trained."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from steps.core.errors import PipelineError
-from steps.core.recipe import setting
+from steps.core.specs import as_params, setting
 from steps.served.text_classifier import LONG_TEXT
 
 
@@ -19,7 +19,7 @@ class Reading:
     stride: int = setting(32, "chunks: the tokens each window shares with the one before it.", min=0)
 
     def params(self) -> dict[str, str]:
-        return {name: str(value) for name, value in asdict(self).items()}
+        return as_params(self)
 
     def check(self, special_tokens: int, pair: bool = False) -> None:
         """A one-line error for a reading that cannot work: chunks that would not move forward (the

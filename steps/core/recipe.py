@@ -1,16 +1,11 @@
 """The fine-tuning recipe: every setting of a training, declared once with its default, its range
 and its help. train, tune, main and the benchmark take a Recipe; their command-line options are
 made from these fields (steps/shared/cli.py), and a test holds MLproject to them. A new
-hyperparameter is a new field here and a line in MLproject."""
+hyperparameter is a new field here and a line in MLproject (steps/core/specs.py: the other steps' specs)."""
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # train's precision, register's serving dtype
-
-
-def setting(default, help: str = "", **limits):  # noqa: A002 (click's word)
-    """A field with what its command-line option needs: help, and min/max (min_open, max_open) or choices."""
-    return field(default=default, metadata={"help": help, **limits})
+from steps.core.specs import PRECISIONS, as_params, setting
 
 
 @dataclass(frozen=True)
@@ -31,14 +26,7 @@ class Recipe:
     device: str = setting("auto", "auto: a GPU when there is one; cpu: the CPU even then.", choices=("auto", "cpu"))
 
     def params(self) -> dict[str, str]:
-        """As entry-point parameters (what `mlflow run` and the runs record)."""
-        return {name: str(value).lower() if isinstance(value, bool) else str(value)
-                for name, value in asdict(self).items()}
-
-
-def field_type(spec_field) -> type:
-    """The Python type of a spec's field (its annotation is a string under dataclasses' handling)."""
-    return {"int": int, "float": float, "bool": bool, "str": str}.get(spec_field.type, spec_field.type)
+        return as_params(self)
 
 
 SEARCHED = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay")

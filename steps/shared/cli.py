@@ -1,5 +1,5 @@
-"""Command-line options made from the core's specs (steps/core/recipe.py's Recipe,
-steps/core/reading.py's Reading), so that no step declares a setting of its own:
+"""Command-line options made from the core's specs (steps/core/specs.py, the Recipe and the
+Reading), so that no step declares a setting of its own:
 `@spec_options(Recipe)` adds `--<field>` for each field (its type, range, default and help), and
 `spec_from(Recipe, kwargs)` collects them back; and the options of training on several processes
 or machines (launch.Processes)."""
@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import click
 
-from steps.core.recipe import field_type
+from steps.core.specs import field_type
 
 
 def option_type(spec_field):

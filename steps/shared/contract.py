@@ -2,7 +2,9 @@
 registry's aliases, and the artifact layout each step logs and the next one reads. Nothing else
 types them."""
 
-from steps.core.task import FILE as TASK_FILE  # noqa: F401 (prepare's and tokenize's task file: part of the layout)
+# prepare's output, declared with the code that writes it: its split files and the task file
+from steps.core.data import SPLITS, split_file  # noqa: F401
+from steps.core.task import FILE as TASK_FILE  # noqa: F401
 
 # MLflow's own run tags
 COMMIT_TAG = "mlflow.source.git.commit"
@@ -35,16 +37,11 @@ CHAMPION_ALIAS = "champion"    # validate: the best passed version
 
 # artifact layout: each step's output folder in its run, and what prepare's holds
 DATA_DIR, TOKENIZED_DIR, CHECKPOINT_DIR = "data", "tokenized", "checkpoint"
-SPLITS = ("train", "validation", "test")
 
 
 def step_tag(entry_point: str, what: str = "run_id") -> str:
     """main's tag of one of its steps: `<entry point>_run_id`, `<entry point>_reused`."""
     return f"{entry_point}_{what}"
-
-
-def split_file(split: str) -> str:
-    return f"{split}.parquet"
 
 
 def split_uri(data_uri: str, split: str) -> str:
