@@ -28,7 +28,7 @@ from steps.core.reading import Reading
 from steps.core.recipe import SEARCHED, Recipe
 from steps.core.specs import Gate, Preparation, Serving, as_params
 from steps.shared import contract, promotion, tracking
-from steps.shared.cli import process_options, spec_from, spec_options
+from steps.shared.cli import process_options, spec_from, spec_options, summary
 from steps.shared.evaluation import PROJECT_NAMES
 
 # how train spreads over processes and machines, and whether it resumes a killed run
@@ -123,7 +123,7 @@ def run_name(params: dict) -> str:
             f"{epochs:g} epoch{'' if epochs == 1 else 's'}, seed {params['seed']}")
 
 
-def summary(runs: dict, params: dict, parent_run_id: str) -> str:
+def pipeline_summary(runs: dict, params: dict, parent_run_id: str) -> str:
     name = params["registered_model_name"]
     lines = ["", "Pipeline finished:"]
     lines += [f"  {step:<9} run {run.info.run_id}  -> {run.data.tags[contract.OUTPUT_TAG]}"
@@ -145,7 +145,7 @@ def summary(runs: dict, params: dict, parent_run_id: str) -> str:
     return "\n".join(lines)
 
 
-@click.command(help=__doc__)
+@click.command(help=summary(__doc__))
 @click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True,
               help="A Hub data set id, a local file or folder, or a URI MLflow can download.")
 @spec_options(Preparation)
@@ -175,7 +175,7 @@ def main(**params):
         mlflow.log_metrics({key: value for key, value in validate.data.metrics.items()
                             if key.startswith(("test_", "baseline_"))})
         mlflow.set_tag(contract.REGISTERED_MODEL_TAG, runs["register"].data.tags[contract.OUTPUT_TAG])
-        click.echo(summary(runs, params, parent.info.run_id))
+        click.echo(pipeline_summary(runs, params, parent.info.run_id))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from steps.core.errors import PipelineError
 from steps.core.metrics import classification_metrics
 from steps.core.task import Task, metric_key
 from steps.shared import contract, tracking
+from steps.shared.cli import summary
 from steps.shared.scoring import CLASS_SCORES, from_spark, load_model, model_task, predict, registered_version
 from steps.shared.sources import load_raw
 
@@ -115,7 +116,7 @@ def write_table(frame: pd.DataFrame, output: str) -> None:
                             "pass a writable path, or a URI pandas can write (s3:// needs s3fs)") from None
 
 
-@click.command(help=__doc__)
+@click.command(help=summary(__doc__))
 @click.option("--model-uri", default="models:/spam-classifier@champion", show_default=True)
 @click.option("--input", required=True, help="A file or folder prepare can read, or a URI.")
 @click.option("--output", required=True, help="Where to write: Parquet, or CSV when the name ends in .csv.")

@@ -24,11 +24,11 @@ from steps.core.recipe import Recipe
 from steps.core.specs import Preparation
 from steps.core.task import metric_key, write_task
 from steps.shared import contract, tracking
-from steps.shared.cli import spec_from, spec_options
+from steps.shared.cli import spec_from, spec_options, summary
 from steps.shared.sources import load_raw
 
 
-@click.command(help=__doc__)
+@click.command(help=summary(__doc__))
 @click.option("--dataset", default=hub.DEFAULT_DATASET, show_default=True,
               help="A Hub data set id, a local file or folder, or a URI MLflow can download.")
 @spec_options(Preparation)

@@ -33,7 +33,7 @@ from steps.core.errors import PipelineError
 from steps.core.specs import Serving
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.shared import contract, tracking
-from steps.shared.cli import spec_from, spec_options
+from steps.shared.cli import spec_from, spec_options, summary
 from steps.shared.scoring import TASK_METADATA
 from steps.shared.serving import log_served_model
 
@@ -105,7 +105,7 @@ def register(model_uri: str, name: str, tags: dict[str, str]):
     return version
 
 
-@click.command(help=__doc__)
+@click.command(help=summary(__doc__))
 @click.option("--checkpoint", required=True, help="URI of train's output folder.")
 @click.option("--registered-model-name", default="spam-classifier", show_default=True)
 @spec_options(Serving)

@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from steps.shared import contract, tracking
+from steps.shared.cli import summary
 from steps.core.errors import PipelineError
 
 
@@ -105,7 +106,7 @@ def registered_model_deleted(client, name: str):
                 raise
 
 
-@click.command(help=__doc__)
+@click.command(help=summary(__doc__))
 @click.option("--run-id", required=True, help="The run id of a finished main run.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=1e-6, show_default=True)
 def main(run_id, tolerance):

@@ -23,10 +23,10 @@ from steps.core import hub, tokens
 from steps.core.reading import Reading
 from steps.core.task import read_task, write_task
 from steps.shared import contract, tracking
-from steps.shared.cli import spec_from, spec_options
+from steps.shared.cli import spec_from, spec_options, summary
 
 
-@click.command(help=__doc__)
+@click.command(help=summary(__doc__))
 @click.option("--data", required=True, help="URI of prepare's output folder.")
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @spec_options(Reading)

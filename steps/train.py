@@ -32,8 +32,8 @@ from steps.core.errors import PipelineError
 from steps.core.recipe import Recipe
 from steps.core.task import FILE as TASK_FILE
 from steps.core.training import fine_tune, read_tokenized
-from steps.shared import contract, launch, resumable, tracking
-from steps.shared.cli import process_options, spec_from, spec_options
+from steps.shared import contract, environment, launch, resumable, tracking
+from steps.shared.cli import process_options, spec_from, spec_options, summary
 
 # The Trainer's MLflow callback would log every TrainingArguments field as a param, and
 # clash with this step's own params (`learning_rate` "5e-5" vs "5e-05"); the full
@@ -60,7 +60,7 @@ def train_process(folder: str, model_name: str, output_dir: str, recipe: Recipe,
             "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32"}
 
 
-@click.command(help=__doc__)
+@click.command(help=summary(__doc__))
 @click.option("--tokenized", required=True, help="URI of tokenize's output folder.")
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @spec_options(Recipe)
@@ -108,6 +108,7 @@ def resume_point(run) -> str | None:
 
 def train_on_another_machine(tokenized, model, recipe, processes):
     """Machine 1, 2...: train this machine's share of the processes; machine 0 logs the one run."""
+    environment.configure()
     if os.environ.get("MLFLOW_RUN_ID"):
         raise click.ClickException(
             f"machine_rank {processes.machine_rank} would log a second run of this step: start the other "

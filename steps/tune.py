@@ -31,7 +31,7 @@ from steps.core.errors import PipelineError
 from steps.core.recipe import SEARCHED, Recipe
 from steps.core.training import fine_tune, read_tokenized
 from steps.shared import tracking
-from steps.shared.cli import spec_from, spec_options
+from steps.shared.cli import spec_from, spec_options, summary
 
 matplotlib.use("Agg")  # no display on servers
 
@@ -103,7 +103,7 @@ def search(study: optuna.Study, run_trial, trials: int) -> optuna.trial.FrozenTr
     return study.best_trial
 
 
-@click.command(help=__doc__)
+@click.command(help=summary(__doc__))
 @click.option("--tokenized", required=True, help="URI of tokenize's output folder.")
 @click.option("--model", default=hub.DEFAULT_MODEL, show_default=True)
 @click.option("--trials", type=click.IntRange(min=1), default=8, show_default=True,

@@ -40,7 +40,7 @@ from steps.core.errors import PipelineError
 from steps.core.specs import Gate
 from steps.core.task import read_task
 from steps.shared import contract, promotion, tracking
-from steps.shared.cli import spec_from, spec_options
+from steps.shared.cli import spec_from, spec_options, summary
 from steps.shared.evaluation import evaluate, rejection_reason
 from steps.shared.scoring import checkpoint_predict, load_model, model_task, predict, registered_version
 
@@ -60,7 +60,7 @@ def format_disagreements(client, name: str, version: str, inputs, predicted, tas
     return serving_format, disagreements
 
 
-@click.command(help=__doc__)
+@click.command(help=summary(__doc__))
 @click.option("--model-uri", required=True)
 @click.option("--test-data", required=True, help="URI of prepare's test.parquet.")
 @click.option("--train-data", default="", help="URI of prepare's train.parquet (the baseline's training data); "

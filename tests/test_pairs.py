@@ -4,6 +4,8 @@ name, in the torch and the ONNX format, through validate, predict on both engine
 server; and a row missing the second column refused in one line."""
 
 import json
+import os
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -106,7 +108,22 @@ def test_each_format_answers_pairs_in_validate_predict_and_the_server(pairs, mon
             with pytest.raises(urllib.error.HTTPError) as refused:
                 post(f"{url}/invocations", {"dataframe_records": pairs["frame"][["subject"]].to_dict("records")})
             assert refused.value.code == 400 and "body" in refused.value.read().decode()
+        labels[name, "without steps"] = loaded_without_the_project(version, pairs["frame"], pairs["uri"], folder)
     assert len({tuple(answered) for answered in labels.values()}) == 1, labels  # every format, engine and server
+
+
+def loaded_without_the_project(version: str, frame: pd.DataFrame, tracking_uri: str, folder) -> list[str]:
+    """The version's labels for `frame`, loaded in a process where `import steps` fails: a registered
+    model carries its own code and does not depend on the project's layout."""
+    frame.to_parquet(folder / "request.parquet")
+    script = ("import sys; sys.modules['steps'] = None\n"  # any `import steps...` now raises ImportError
+              "import mlflow, pandas as pd\n"
+              f"model = mlflow.pyfunc.load_model({version!r})\n"
+              "print(' '.join(model.predict(pd.read_parquet('request.parquet'))['label']))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.split()
 
 
 def test_predict_of_a_table_without_the_pair_says_which_columns(pairs, tmp_path, monkeypatch):

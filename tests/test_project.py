@@ -1,6 +1,7 @@
 """The MLproject, the steps' command lines and the two requirement lists agree."""
 
 import importlib
+import os
 
 import optuna
 
@@ -82,3 +83,33 @@ def test_tune_searches_the_recipe_fields_it_names():
     assert set(tune.suggest(optuna.trial.FixedTrial(
         {"learning_rate": 1e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0.0, "weight_decay": 0.0}))) == \
         set(SEARCHED)
+
+
+def test_importing_the_steps_sets_nothing_up_and_running_a_step_does():
+    """No import-time set-up: after every entry point is imported, none of the project's environment
+    variables, warning filters or log filters (steps/shared/environment.py) is in place; configure()
+    puts each in place."""
+    import subprocess
+    import sys
+
+    script = ("import logging, os, warnings\n"
+              f"for name in {ENTRY_POINTS!r}: __import__(f'steps.{{name}}')\n"
+              "from steps.shared import environment\n"
+              "def state():\n"
+              "    messages = {f[1].pattern for f in warnings.filters if f[1] is not None}\n"
+              "    return ([v for v in {**environment.QUIET, **environment.PATIENT} if v in os.environ],\n"
+              "            [m for m in environment.UNHELPFUL_WARNINGS if m in messages],\n"
+              "            len(logging.getLogger('mlflow.transformers').filters))\n"
+              "print(state())\n"
+              "environment.configure()\n"
+              "print(state())")
+    import ast
+
+    from steps.shared import environment
+
+    variables = [*environment.QUIET, *environment.PATIENT]
+    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True,
+                            timeout=300, env={k: v for k, v in os.environ.items() if k not in variables})
+    imported, configured = map(ast.literal_eval, result.stdout.strip().splitlines()[-2:])
+    assert imported == ([], [], 0), result.stderr[-2000:]
+    assert configured == (variables, list(environment.UNHELPFUL_WARNINGS), 1)

@@ -11,6 +11,12 @@ import click
 from steps.core.specs import field_type
 
 
+def summary(doc: str) -> str:
+    """A step's --help: the first paragraph of its module docstring (the rest, what it reads and
+    logs, is for readers of the code and docs/steps.md), and its options."""
+    return doc.split("\n\n", 1)[0] + "\n\nWhat it reads, logs and outputs: docs/steps.md."
+
+
 def option_type(spec_field):
     limits, kind = spec_field.metadata, field_type(spec_field)
     if "choices" in limits:
