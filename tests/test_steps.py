@@ -90,6 +90,19 @@ def test_gate_passes_a_good_version_no_worse_than_champion():
                                  champion_version="3") is None
 
 
+def test_validates_one_line_report_reads_the_evidence():
+    evidence = gate.Evidence(SMS, {"accuracy": 0.98, "f1": 0.9, "roc_auc": 0.99}, {"f1": 0.88},
+                             checked([True] * 3 + [False]), champion="2", champion_f1=0.91, serving_format="onnx",
+                             disagreements=1, test_rows=200)
+    assert evidence.report("3") == ("version 3: accuracy 0.9800, f1 0.9000, roc_auc 0.9900 (spam F1 as f1); checks "
+                                    "passed 3/4 (prize 75%); baseline F1 0.8800; champion version 2 F1 0.9100; "
+                                    "onnx: 1 of 200 test messages answered otherwise than by the fp32 checkpoint")
+    assert gate.Evidence(SMS, {"accuracy": 0.98, "f1": 0.9}, {"f1": 0.88}).report("1") == (
+        "version 1: accuracy 0.9800, f1 0.9000 (spam F1 as f1); no checks; baseline F1 0.8800; no champion yet")
+    reasons = [rule.reason for rule in evidence.rules(Gate(min_check_pass_rate=0.8))]
+    assert reasons[-1] == "test spam F1 0.9000 < champion (version 2) 0.9100" and len(reasons) == 5
+
+
 def test_gate_passes_at_the_check_pass_rate_and_rejects_below_it():
     scores = {"accuracy": 0.98, "f1": 0.92}
     assert rejection_reason(scores, checked([True] * 9 + [False]), **GATE) is None  # 0.9 exactly

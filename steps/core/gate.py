@@ -9,7 +9,7 @@ gated on checks when a checks file is given.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from steps.core.task import Task, metric_key
 SMS_CHECKS = str(Path(__file__).resolve().parents[1] / "checks" / "behaviour.csv")  # steps/checks/
 UNGROUPED = "all"  # the capability of every row of a checks file without a capability column
 FAILED_SHOWN = 8   # failed messages named in a rejection reason; the rest are in behaviour_checks.json
+REPORTED = ("accuracy", "precision", "recall", "f1", "macro_f1", "roc_auc")  # in validate's one line
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,44 @@ def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, threshol
         gate.append(Rule("f1", champion_f1,
                          f"test {f1_name} {f1:.4f} < champion (version {champion_version}) {champion_f1:.4f}"))
     return gate
+
+
+@dataclass
+class Evidence:
+    """What validate found for one version: everything the gate's rules and its report read."""
+    task: Task
+    scores: dict                      # the version's test scores (the project's short names)
+    baseline_scores: dict             # the TF-IDF baseline's on the same split
+    check_results: pd.DataFrame | None = None
+    champion: str | None = None       # the champion it is compared with, if any
+    champion_f1: float | None = None
+    serving_format: str = "transformers"
+    disagreements: int | None = None  # test texts the served format answers otherwise than the fp32 checkpoint
+    test_rows: int = 0
+    rates: dict = field(init=False)
+
+    def __post_init__(self):
+        self.rates = pass_rates(self.check_results) if self.check_results is not None else {}
+
+    def rules(self, thresholds: Gate) -> list[Rule]:
+        return rules(self.task, self.scores, self.check_results, thresholds, self.baseline_scores["f1"],
+                     self.champion_f1, self.champion)
+
+    def report(self, version: str) -> str:
+        """One line: the version's scores, its checks by capability, the baseline, the champion, the format."""
+        scores, checks = self.scores, self.check_results
+        parts = [f"version {version}: " + ", ".join(f"{k} {scores[k]:.4f}" for k in REPORTED if k in scores)
+                 + f" ({self.task.f1_name} as f1)"]
+        if checks is None:
+            parts.append("no checks")
+        else:
+            capabilities = ", ".join(f"{key[len('checks_pass_rate_'):]} {value:.0%}"
+                                     for key, value in self.rates.items() if key != "checks_pass_rate")
+            parts.append(f"checks passed {int(checks['passed'].sum())}/{len(checks)} ({capabilities})")
+        parts.append(f"baseline F1 {self.baseline_scores['f1']:.4f}")
+        parts.append(f"champion version {self.champion} F1 {self.champion_f1:.4f}" if self.champion
+                     else "no champion yet")
+        if self.disagreements is not None:
+            parts.append(f"{self.serving_format}: {self.disagreements} of {self.test_rows} test messages answered "
+                         "otherwise than by the fp32 checkpoint")
+        return "; ".join(parts)
