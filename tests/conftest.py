@@ -1,19 +1,19 @@
+"""The tests' fixtures (their helpers: tests/helpers.py) and the process set-up every test needs."""
+
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-from mlflow.projects import _project_spec
 
-from tests.fixtures import build_tiny_bert, messages, tickets, write_uci
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-PROJECT = _project_spec.load_project(str(PROJECT_DIR))  # the MLproject, as `mlflow run` reads it
+from tests.helpers import (BUCKET, GIT, PROJECT_DIR, TINY_CHECKS, answers, as_database_owner, background,
+                           build_tiny_bert, free_port, messages, mlflow_server, need, output_of, postgres_bin,
+                           tickets, write_uci)
 
 # Nothing here may reach the Hub: fail at once instead of retrying a network that is not there.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -30,47 +30,6 @@ if getattr(sys.modules["__main__"], "__spec__", None) is None and not hasattr(sy
     sys.modules["__main__"].__file__ = "pytest-xdist worker"
 
 
-def run_with_tracking(tracking_uri, cwd, *command):
-    """`command` run in `cwd` against the tracking store at `tracking_uri`, output captured."""
-    # no MLFLOW_EXPERIMENT_ID an earlier test's set_experiment left: `mlflow run --experiment-name` refuses both
-    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_EXPERIMENT_ID"}
-    return subprocess.run(list(map(str, command)), cwd=cwd, env={**env, "MLFLOW_TRACKING_URI": tracking_uri},
-                          capture_output=True, text=True, timeout=600)
-
-
-def mlflow_run(tracking_uri, cwd, project, experiment, *args):
-    """`mlflow run` of `project` (a folder or git URL) in the local environment."""
-    return run_with_tracking(tracking_uri, cwd, sys.executable, "-m", "mlflow", "run", project, "--env-manager",
-                             "local", "--experiment-name", experiment, *args)
-
-
-STEPS = ["prepare", "tokenize", "train", "register", "validate"]  # main's children, in order
-
-
-def params(**values):
-    return [arg for key, value in values.items() for arg in ("-P", f"{key}={value}")]
-
-
-def tiny_params(uci_file, tiny_model, checks, **overrides):
-    # The tiny model starts from random weights: a high learning rate and a few epochs teach it. On
-    # template messages TF-IDF is hard to beat, so the tiny model may stay below the baseline.
-    return params(**{"dataset": uci_file, "model": tiny_model, "epochs": 5, "batch_size": 8,
-                     "learning_rate": 3e-3, "min_accuracy": 0.8, "min_f1": 0.7, "checks": checks,
-                     "min_margin_over_baseline": -1, **overrides})
-
-
-def error_line(result):
-    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error: ")]
-    assert lines, result.stdout + result.stderr
-    return lines[-1]
-
-
-def children(client, parent):
-    """A main run's child runs, by entry point."""
-    runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    return {r.data.tags["mlflow.project.entryPoint"]: r for r in runs}
-
-
 @pytest.fixture(scope="session")
 def sms_rows():
     return messages()
@@ -79,17 +38,6 @@ def sms_rows():
 @pytest.fixture(scope="session")
 def uci_file(tmp_path_factory, sms_rows):
     return write_uci(tmp_path_factory.mktemp("data") / "SMSSpamCollection", sms_rows)
-
-
-# Behaviour checks in the tiny data's own style (the default suite is written for real SMS).
-TINY_CHECKS = """text,label,capability
-"WINNER! You have won a holiday. Click HERE to claim now!",spam,prize spam
-"URGENT: claim your FREE car now, txt WIN to 55555",spam,prize spam
-"Congratulations! You were selected for a gift card. Call 12345 now to claim",spam,prize spam
-"Lucy, are we still on for coffee tonight?",ham,plans ham
-"I'll be at the station after work, see you there",ham,plans ham
-"Thanks for dinner, Tom! Talk next week.",ham,plans ham
-"""
 
 
 @pytest.fixture(scope="session")
@@ -123,13 +71,6 @@ def ticket_model(tmp_path_factory, ticket_rows):
     return build_tiny_bert(tmp_path_factory.mktemp("model") / "tiny-ticket-bert", [text for _, text in ticket_rows])
 
 
-def output_of(command, *args):
-    """The output URI a step's click command printed, run in-process."""
-    result = CliRunner().invoke(command, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return next(line[len("output: "):] for line in result.output.splitlines() if line.startswith("output: "))
-
-
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory):
     """An sqlite store with MLflow's tables made: building them takes seconds, copying it none."""
@@ -161,3 +102,94 @@ def tokenized(tracking, uci_file, tiny_model):
 
     data = output_of(prepare.main, "--dataset", uci_file)
     return output_of(tokenize.main, "--data", data, "--model", tiny_model, "--max-length", 32)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`mlflow server` with sqlite behind it, artifacts proxied into a temp folder."""
+    folder = tmp_path_factory.mktemp("server")
+    uri, running = mlflow_server(folder, "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+                                 "--artifacts-destination", folder / "artifacts")
+    with running:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL cluster of its own (initdb, pg_ctl) on a free loopback port; yields a function
+    that creates a database and returns its URI."""
+    psycopg = need("psycopg")
+    binaries = postgres_bin()
+    folder = Path(tempfile.mkdtemp(prefix="postgres-"))  # not under pytest's root-only temp folder
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", free_port()
+    subprocess.run(as_database_owner([binaries / "initdb", "-D", data, "-U", "postgres", "--auth=trust",
+                                      "-E", "UTF8", "--no-sync"]), check=True, capture_output=True)
+    # -F: no fsync, the cluster is thrown away; -k: its socket in its own folder, not /var/run.
+    subprocess.run(as_database_owner([binaries / "pg_ctl", "-D", data, "-l", folder / "postgres.log", "-w", "-o",
+                                      f"-h 127.0.0.1 -p {port} -k {folder} -F", "start"]), check=True,
+                   capture_output=True)
+    base = f"postgresql://postgres@127.0.0.1:{port}"
+
+    def create_database(name: str) -> str:
+        # autocommit: CREATE DATABASE cannot run in a transaction
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return f"{base}/{name}"
+
+    yield create_database
+    subprocess.run(as_database_owner([binaries / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"]), check=True,
+                   capture_output=True)
+    shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """moto's S3 server on a free loopback port with one bucket; yields the environment a client of
+    it needs (endpoint and keys: moto accepts any, distinctive ones let the tests search for them)."""
+    boto3 = need("boto3")
+    need("moto.server")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": f"AKIATEST{os.urandom(6).hex().upper()}",
+           "AWS_SECRET_ACCESS_KEY": f"test-secret-{os.urandom(12).hex()}", "AWS_DEFAULT_REGION": "us-east-1"}
+    with background([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port],
+                    tmp_path_factory.mktemp("s3"), "moto server", lambda: answers(f"{endpoint}/moto-api/")):
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                     aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                     region_name=env["AWS_DEFAULT_REGION"]).create_bucket(Bucket=BUCKET)
+        yield env
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory):
+    """The project (as it is in this checkout) committed twice and served by `git daemon`."""
+    base = tmp_path_factory.mktemp("git")
+    work = base / "work"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT_DIR,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (PROJECT_DIR / name).is_file():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_DIR / name, work / name)
+    subprocess.run(GIT + ["init", "-q", "-b", "main"], cwd=work, check=True)
+    commits = []
+    for message in ("first", "second"):
+        if commits:
+            (work / "README.md").write_text((work / "README.md").read_text() + "\nA later commit.\n")
+        subprocess.run(GIT + ["add", "-A"], cwd=work, check=True)
+        subprocess.run(GIT + ["commit", "-q", "-m", message], cwd=work, check=True)
+        commits.append(subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True,
+                                      check=True).stdout.strip())
+    served = base / "served"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "spam-classifier.git")], check=True)
+    # `mlflow run --version <commit>` fetches a commit by id.
+    subprocess.run(["git", "config", "uploadpack.allowAnySHA1InWant", "true"], cwd=served / "spam-classifier.git",
+                   check=True)
+    port = free_port()
+    url = f"git://127.0.0.1:{port}/spam-classifier.git"
+    with background(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
+                     f"--base-path={served}", served], base, "git daemon",
+                    lambda: subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0):
+        yield {"url": url, "commits": commits}

@@ -13,8 +13,7 @@ import pytest
 
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import mlflow_run, params, tiny_params
-from tests.servers import repo, server  # noqa: F401 (fixtures)
+from tests.helpers import mlflow_run, params, tiny_params
 
 pytestmark = pytest.mark.slow
 

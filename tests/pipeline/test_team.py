@@ -19,9 +19,8 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from steps.shared import contract, tracking
-from tests.conftest import PROJECT_DIR, STEPS, children, mlflow_run, params, run_with_tracking, tiny_params
-from tests.servers import postgres, repo, s3  # noqa: F401 (fixtures)
-from tests.servers import ADMIN, BUCKET, background, free_port, need, s3_objects, team_server
+from tests.helpers import (ADMIN, BUCKET, PROJECT_DIR, STEPS, background, children, free_port, mlflow_run, need,
+                           params, run_with_tracking, s3_objects, team_server, tiny_params)
 
 pytestmark = pytest.mark.slow
 

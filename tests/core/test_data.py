@@ -7,6 +7,7 @@ import pytest
 
 from steps.core import data
 from steps.core.errors import PipelineError
+from tests.helpers import assert_one_line
 
 ROWS = [("ham", "see you at lunch"), ("spam", 'WIN a "free" prize now'), ("ham", "call me later")]
 
@@ -97,7 +98,7 @@ def test_text_columns_that_cannot_be_read_as_texts_say_what_to_set(column, text_
     bad = table.assign(**{column: [1, 2] if column == "subject" else ["", " "]})
     with pytest.raises(PipelineError, match=message) as error:
         data.normalise(bad, text_column)
-    assert "\n" not in str(error.value)
+    assert_one_line(str(error.value))
     with pytest.raises(PipelineError, match=r"column 'tags' holds lists, not text \(e.g. \['a'\]\)"):
         data.normalise(table.assign(tags=[["a"], ["b"]]), "tags")
 

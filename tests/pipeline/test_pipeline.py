@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PROJECT_DIR, STEPS, children, error_line, mlflow_run, params, run_with_tracking, tiny_params
-from tests.servers import free_port, repo, server  # noqa: F401 (fixtures)
+from tests.helpers import (PROJECT_DIR, STEPS, children, error_line, free_port, mlflow_run, params, run_with_tracking,
+                           tiny_params)
 
 pytestmark = pytest.mark.slow
 

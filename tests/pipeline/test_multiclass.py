@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from steps import predict, prepare, register, tokenize, train, validate
-from tests.conftest import PROJECT_DIR, mlflow_run, output_of, params
+from tests.helpers import PROJECT_DIR, mlflow_run, output_of, params
 
 pytestmark = pytest.mark.slow
 

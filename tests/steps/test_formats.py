@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from steps import predict, register, train, validate
 from steps.served.text_classifier import ONNX_GRAPH
-from tests.conftest import output_of
+from tests.helpers import output_of
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import optuna
 import pytest
 import yaml
 
-from tests.conftest import PROJECT, PROJECT_DIR
+from tests.helpers import PROJECT, PROJECT_DIR
 
 ENTRY_POINTS = ["main", "prepare", "tokenize", "tune", "train", "register", "validate", "predict", "reproduce"]
 

@@ -14,9 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from steps import predict, prepare, register, tokenize, train, validate
-from tests.conftest import output_of
-from tests.servers import answers, background, free_port
-from tests.test_reading import ODD_TEXTS
+from tests.helpers import ODD_TEXTS, answers, background, free_port, output_of
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from steps.core.reading import Reading
 from steps.core.task import Task
 from steps.shared.serving import log_served_model
-from tests.servers import answers, background, free_port
+from tests.helpers import answers, assert_one_line, background, free_port
 
 LABELS = ("ham", "spam", "question")
 BATCH_SIZE = 4
@@ -153,7 +153,7 @@ def test_a_graph_without_attention_to_fuse_is_a_one_line_error(tmp_path):
 
     with pytest.raises(PipelineError, match="fused no attention") as error:
         onnx_export.optimize(tmp_path / "identity.onnx", tmp_path / "fused.onnx", num_heads=2, hidden_size=32)
-    assert "\n" not in str(error.value)
+    assert_one_line(str(error.value))
 
 
 def test_logged_model_describes_itself(logged):
@@ -242,7 +242,7 @@ def test_a_broken_model_file_is_a_one_line_error(logged, tmp_path, damage):
 
     with pytest.raises(MlflowException, match="cannot load the ONNX model at .*serving_format=onnx") as error:
         mlflow.pyfunc.load_model(folder)
-    assert "\n" not in str(error.value)
+    assert_one_line(str(error.value))
 
 
 def test_serves_without_torch(logged, tmp_path):

@@ -13,8 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from steps.core.task import FILE as TASK_FILE
-from tests.conftest import PROJECT, PROJECT_DIR, STEPS, children, tiny_params
-from tests.servers import free_port, mlflow_server
+from tests.helpers import PROJECT, PROJECT_DIR, STEPS, children, free_port, mlflow_server, tiny_params
 
 pytestmark = pytest.mark.slow
 

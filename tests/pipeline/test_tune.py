@@ -11,8 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from steps import tune
-from tests.conftest import PROJECT_DIR
-from tests.servers import postgres  # noqa: F401 (a fixture)
+from tests.helpers import PROJECT_DIR
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,7 @@ from transformers import AutoModelForSequenceClassification
 
 from steps.shared import launch
 from steps.core.errors import PipelineError
-from tests.conftest import PROJECT_DIR, mlflow_run
-from tests.servers import free_port
+from tests.helpers import PROJECT_DIR, free_port, mlflow_run
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,8 @@ from steps.core.metrics import trainer_metrics
 from steps.core.reading import Reading
 from steps.core.task import Task
 from steps.served import text_classifier
+from tests.helpers import ODD_TEXTS, assert_one_line
 
-# Texts users send: nothing, blanks, emoji only, another script, one word, and far more than any window.
-ODD_TEXTS = ["", "   \n\t", "😀🎉🔥", "Привет, как дела? 你好吗", "ok", "word " * 4000]
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +109,7 @@ def test_a_stride_that_leaves_no_new_tokens_is_a_one_line_error(tokenizer):
     reading = Reading(max_length=16, long_text="chunks", stride=14)
     with pytest.raises(PipelineError, match=r"stride=14 is not smaller than the 14 text tokens .* lower stride") as error:
         reading.check(tokenizer.num_special_tokens_to_add())
-    assert "\n" not in str(error.value)
+    assert_one_line(str(error.value))
     Reading(max_length=16, long_text="head", stride=14).check(2)  # only chunks moves by the stride
     with pytest.raises(PipelineError, match=r"stride=7 is not smaller than the 7 text tokens"):  # a pair's second
         Reading(max_length=16, long_text="chunks", stride=7).check(3, pair=True)  # text has 13 - 13 // 2

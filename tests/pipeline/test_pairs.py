@@ -17,8 +17,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from steps import predict, register, validate
-from tests.conftest import PROJECT_DIR, mlflow_run, output_of, params
-from tests.servers import answers, background, free_port
+from tests.helpers import PROJECT_DIR, answers, background, free_port, mlflow_run, output_of, params
 
 pytestmark = pytest.mark.slow
 
