@@ -87,7 +87,8 @@ def test_each_format_answers_pairs_in_validate_predict_and_the_server(pairs, mon
     for name, version in versions.items():
         assert output_of(validate.main, "--model-uri", version, "--test-data", f"{data}/test.parquet",
                          "--min-accuracy", 0, "--min-f1", 0, "--min-margin-over-baseline", -1) == version
-        [run] = pairs["client"].search_runs([steps["validate"].info.experiment_id], f"params.model_uri = '{version}'")
+        run = pairs["client"].search_runs([steps["validate"].info.experiment_id], f"params.model_uri = '{version}'",
+                                          order_by=["attributes.start_time DESC"], max_results=1)[0]  # this one
         assert run.data.metrics["format_disagreements"] == 0 and run.data.metrics["baseline_f1"] > 0
         for engine in ("pandas", "spark"):
             output = folder / f"{name}-{engine}.csv"
