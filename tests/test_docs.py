@@ -95,3 +95,23 @@ def test_anchors_of_links_to_pages_exist(page):
               if "#" in target and (path := relative_target(page, target)) is not None and path.suffix == ".md"
               and path.exists() and target.split("#", 1)[1] not in anchors(path)]
     assert not broken, f"{page.relative_to(ROOT)} links to headings that are not there: {broken}"
+
+
+def test_the_parameter_table_is_mains_options_with_their_defaults():
+    """docs/parameters.md lists every option of main, no other, and a single-name row's literal
+    default is the option's (the options come from the specs: steps/core/specs.py)."""
+    from steps import main
+
+    options = {option.name: option.default for option in main.main.params}
+    rows = re.findall(r"^\| (`[^|]+) \| ([^|]+) \|", (ROOT / "docs" / "parameters.md").read_text(), re.MULTILINE)
+    documented = {}
+    for names, default in rows:
+        for name in re.findall(r"`(\w+)`", names):
+            documented[name] = default.strip() if names.count("`") == 2 else None
+    assert set(documented) == set(options)
+    for name, default in documented.items():
+        literal = re.fullmatch(r"`([^`]*)`", default or "")
+        if literal:
+            value = options[name]
+            assert (float(literal[1]) == float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
+                    else literal[1] == str(value).lower()), (name, default, value)
