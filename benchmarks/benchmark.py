@@ -50,7 +50,7 @@ from steps.core.metrics import classification_metrics, trainer_metrics
 from steps.core.recipe import FIELDS, Recipe
 from steps.core.specs import Preparation, field_type
 from steps.core.training import fine_tune
-from steps.shared.scoring import predict
+from steps.plumbing.scoring import predict
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where both recipes train and score
 TUTORIAL_SHUFFLE_SEED = 22  # the notebook's `seed = 22`, used for .shuffle()

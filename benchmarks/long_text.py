@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's st
 
 from steps.core.hardware import cpu_description  # noqa: E402
 from steps.core.reading import LONG_TEXT  # noqa: E402
-from steps.shared import contract, promotion  # noqa: E402
+from steps.plumbing import contract, promotion  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 

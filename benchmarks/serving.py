@@ -10,7 +10,7 @@ The ways of scoring:
   order, in-process (no server): the labels the others are compared with;
 - transformers: served as register logs it (register.model_arguments: bf16 where this CPU
   computes it natively, batch 16);
-- onnx, onnx-int8: served as register logs them (steps.shared.serving.log_served_model, batch 16);
+- onnx, onnx-int8: served as register logs them (steps.plumbing.serving.log_served_model, batch 16);
 - server alone: a model that answers at once, served the same way: what the scoring server
   (HTTP, JSON, MLflow's input and output conversion) costs by itself.
 Prints the CPU's model name and its bf16, AMX and VNNI (int8) flags, then for each way:
@@ -47,7 +47,7 @@ from steps.core.hardware import cpu_description  # noqa: E402
 from steps.core.specs import Serving  # noqa: E402
 from steps.core.metrics import classification_metrics  # noqa: E402
 from steps.core.task import FILE as TASK_FILE, Task, read_task  # noqa: E402
-from steps.shared import serving  # noqa: E402
+from steps.plumbing import serving  # noqa: E402
 
 BATCH_SIZE = Serving.serving_batch_size  # as register logs the served model
 REQUEST = 1024         # messages in the large request

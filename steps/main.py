@@ -27,9 +27,9 @@ from steps.core.errors import PipelineError
 from steps.core.reading import Reading
 from steps.core.recipe import SEARCHED, Recipe
 from steps.core.specs import Gate, Preparation, Serving, as_params
-from steps.shared import contract, promotion, tracking
-from steps.shared.cli import process_options, spec_from, spec_options, summary
-from steps.shared.evaluation import PROJECT_NAMES
+from steps.plumbing import contract, promotion, tracking
+from steps.plumbing.cli import process_options, spec_from, spec_options, summary
+from steps.plumbing.evaluation import PROJECT_NAMES
 
 # how train spreads over processes and machines, and whether it resumes a killed run
 TRAIN_RUNTIME = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port", "resume")

@@ -31,10 +31,10 @@ from steps.core import data
 from steps.core.errors import PipelineError
 from steps.core.metrics import classification_metrics
 from steps.core.task import Task, metric_key
-from steps.shared import contract, tracking
-from steps.shared.cli import summary
-from steps.shared.scoring import CLASS_SCORES, from_spark, load_model, model_task, predict, registered_version
-from steps.shared.sources import load_raw
+from steps.plumbing import contract, tracking
+from steps.plumbing.cli import summary
+from steps.plumbing.scoring import CLASS_SCORES, from_spark, load_model, model_task, predict, registered_version
+from steps.plumbing.sources import load_raw
 
 HEADLINE = ("accuracy", "precision", "recall", "f1", "macro_f1", "roc_auc")  # printed; each class's figures are logged
 CHUNK = 512  # messages per call of the model in the pandas engine: a progress line can follow each

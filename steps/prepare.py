@@ -23,9 +23,9 @@ from steps.core import data, hub
 from steps.core.recipe import Recipe
 from steps.core.specs import Preparation
 from steps.core.task import metric_key, write_task
-from steps.shared import contract, tracking
-from steps.shared.cli import spec_from, spec_options, summary
-from steps.shared.sources import load_raw
+from steps.plumbing import contract, tracking
+from steps.plumbing.cli import spec_from, spec_options, summary
+from steps.plumbing.sources import load_raw
 
 
 @click.command(help=summary(__doc__))

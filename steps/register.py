@@ -32,10 +32,10 @@ from steps.core import hardware
 from steps.core.errors import PipelineError
 from steps.core.specs import Serving
 from steps.core.task import FILE as TASK_FILE, read_task
-from steps.shared import contract, tracking
-from steps.shared.cli import spec_from, spec_options, summary
-from steps.shared.scoring import TASK_METADATA
-from steps.shared.serving import log_served_model
+from steps.plumbing import contract, tracking
+from steps.plumbing.cli import spec_from, spec_options, summary
+from steps.plumbing.scoring import TASK_METADATA
+from steps.plumbing.serving import log_served_model
 
 # The pipeline's own "top_k not given": each text's best class, as `label` and `score`. Stored so that
 # a load may override it (MLflow overrides only stored keys) with scoring.CLASS_SCORES; left out

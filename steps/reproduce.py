@@ -24,8 +24,8 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from steps.shared import contract, tracking
-from steps.shared.cli import summary
+from steps.plumbing import contract, tracking
+from steps.plumbing.cli import summary
 from steps.core.errors import PipelineError
 
 

@@ -22,8 +22,8 @@ import mlflow
 from steps.core import hub, tokens
 from steps.core.reading import Reading
 from steps.core.task import read_task, write_task
-from steps.shared import contract, tracking
-from steps.shared.cli import spec_from, spec_options, summary
+from steps.plumbing import contract, tracking
+from steps.plumbing.cli import spec_from, spec_options, summary
 
 
 @click.command(help=summary(__doc__))

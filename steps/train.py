@@ -32,8 +32,8 @@ from steps.core.errors import PipelineError
 from steps.core.recipe import Recipe
 from steps.core.task import FILE as TASK_FILE
 from steps.core.training import fine_tune, read_tokenized
-from steps.shared import contract, environment, launch, resumable, tracking
-from steps.shared.cli import process_options, spec_from, spec_options, summary
+from steps.plumbing import contract, environment, launch, resumable, tracking
+from steps.plumbing.cli import process_options, spec_from, spec_options, summary
 
 # The Trainer's MLflow callback would log every TrainingArguments field as a param, and
 # clash with this step's own params (`learning_rate` "5e-5" vs "5e-05"); the full

@@ -30,8 +30,8 @@ from steps.core import hub
 from steps.core.errors import PipelineError
 from steps.core.recipe import SEARCHED, Recipe
 from steps.core.training import fine_tune, read_tokenized
-from steps.shared import tracking
-from steps.shared.cli import spec_from, spec_options, summary
+from steps.plumbing import tracking
+from steps.plumbing.cli import spec_from, spec_options, summary
 
 matplotlib.use("Agg")  # no display on servers
 

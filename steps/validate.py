@@ -22,7 +22,7 @@ Gate:    MetricThresholds checked by mlflow.validate_evaluation_results: the che
          at least the baseline's plus min_margin_over_baseline, and no worse than the current
          `champion` on the same split. A champion trained on other labels cannot be compared:
          the version is refused. Passed: the version records its test F1 and `champion` moves to the
-         best passed version (steps/shared/promotion.py). Otherwise the version is tagged rejected
+         best passed version (steps/plumbing/promotion.py). Otherwise the version is tagged rejected
          with the reason, `champion` stays, and the step fails.
 Output:  models:/<name>/<version>
 """
@@ -37,10 +37,10 @@ from steps.core import gate
 from steps.core.errors import PipelineError
 from steps.core.specs import Gate
 from steps.core.task import read_task
-from steps.shared import contract, promotion, tracking, validation
-from steps.shared.cli import spec_from, spec_options, summary
-from steps.shared.evaluation import rejection_reason
-from steps.shared.scoring import registered_version
+from steps.plumbing import contract, promotion, tracking, validation
+from steps.plumbing.cli import spec_from, spec_options, summary
+from steps.plumbing.evaluation import rejection_reason
+from steps.plumbing.scoring import registered_version
 
 
 @click.command(help=summary(__doc__))

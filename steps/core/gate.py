@@ -1,6 +1,6 @@
 """The promotion gate's rules: behaviour checks read as pass rates per capability, and the
 thresholds a version must meet to become champion, each with the reason it gives should it
-fail. Pure: the plumbing checks them through MLflow (steps/shared/evaluation.py).
+fail. Pure: the plumbing checks them through MLflow (steps/plumbing/evaluation.py).
 
 Behaviour checks follow CheckList (Ribeiro et al., ACL 2020): messages grouped by the
 capability they test, read as failure rates rather than all-or-nothing. The SMS suite

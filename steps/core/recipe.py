@@ -1,6 +1,6 @@
 """The fine-tuning recipe: every setting of a training, declared once with its default, its range
 and its help. train, tune, main and the benchmark take a Recipe; their command-line options are
-made from these fields (steps/shared/cli.py), and a test holds MLproject to them. A new
+made from these fields (steps/plumbing/cli.py), and a test holds MLproject to them. A new
 hyperparameter is a new field here and a line in MLproject (steps/core/specs.py: the other steps' specs)."""
 
 from dataclasses import dataclass, fields

@@ -1,6 +1,6 @@
 """Every step's settings, declared once: a frozen dataclass a concern, each field with its default,
 its range or choices, and its help. The steps' command-line options are made from them
-(steps/shared/cli.py), main takes and forwards them whole, and a test holds MLproject to them: a
+(steps/plumbing/cli.py), main takes and forwards them whole, and a test holds MLproject to them: a
 new setting is one field here (or in the Recipe, recipe.py, or the Reading, reading.py) plus one
 MLproject line."""
 

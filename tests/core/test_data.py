@@ -151,7 +151,7 @@ def test_split_sizes_must_leave_room_for_training():
 def test_a_hub_data_set_gives_its_class_names_not_their_numbers():
     from datasets import ClassLabel, Dataset, Features, Value
 
-    from steps.shared.sources import with_class_names
+    from steps.plumbing.sources import with_class_names
 
     table = Dataset.from_dict({"sms": ["hi", "WIN"], "label": [0, 1]},
                               features=Features({"sms": Value("string"), "label": ClassLabel(names=["ham", "spam"])}))

@@ -10,7 +10,7 @@ from steps.core.errors import PipelineError
 from steps.core.metrics import classification_metrics
 from steps.core.specs import Gate
 from steps.core.task import Task
-from steps.shared import evaluation
+from steps.plumbing import evaluation
 from tests.helpers import written
 
 SMS = Task(("ham", "spam"), "spam")

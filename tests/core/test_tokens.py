@@ -8,7 +8,7 @@ from transformers import AutoTokenizer
 from steps.core import hub, tokens
 from steps.core.errors import PipelineError
 from steps.core.reading import Reading
-from steps.shared import contract
+from steps.plumbing import contract
 
 def test_tokenize_truncates_without_padding_and_measures_lengths(tiny_model):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))

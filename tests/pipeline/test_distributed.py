@@ -11,7 +11,7 @@ import psutil
 import pytest
 from transformers import AutoModelForSequenceClassification
 
-from steps.shared import launch
+from steps.plumbing import launch
 from steps.core.errors import PipelineError
 from tests.helpers import PROJECT_DIR, free_port, mlflow_run
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from steps.shared import contract, tracking
+from steps.plumbing import contract, tracking
 from tests.helpers import (ADMIN, BUCKET, PROJECT_DIR, STEPS, background, children, free_port, mlflow_run, need,
                            params, run_with_tracking, s3_objects, team_server, tiny_params)
 

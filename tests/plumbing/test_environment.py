@@ -1,8 +1,8 @@
-"""Each step's process set-up (steps/shared/environment.py)."""
+"""Each step's process set-up (steps/plumbing/environment.py)."""
 
 
 
-from steps.shared import environment
+from steps.plumbing import environment
 
 def test_mlflow_warnings_that_say_nothing_here_are_silenced_and_any_other_shows():
     import logging

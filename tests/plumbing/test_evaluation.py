@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from steps.core.task import Task
-from steps.shared import evaluation
+from steps.plumbing import evaluation
 
 SMS = Task(("ham", "spam"), "spam")
 

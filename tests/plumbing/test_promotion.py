@@ -5,7 +5,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from steps.core.errors import PipelineError
-from steps.shared import promotion
+from steps.plumbing import promotion
 
 def test_current_champion_is_none_when_validating_the_champion_itself():
     class Client:

@@ -7,7 +7,7 @@ import pytest
 
 from steps.core.errors import PipelineError
 from steps.core.task import Task
-from steps.shared import scoring
+from steps.plumbing import scoring
 
 SMS = Task(("ham", "spam"), "spam")
 

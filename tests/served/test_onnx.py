@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from steps.core.reading import Reading
 from steps.core.task import Task
-from steps.shared.serving import log_served_model
+from steps.plumbing.serving import log_served_model
 from tests.helpers import answers, assert_one_line, background, free_port
 
 LABELS = ("ham", "spam", "question")

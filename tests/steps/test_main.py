@@ -7,7 +7,7 @@ import types
 import pytest
 
 from steps import main
-from steps.shared import tracking as tracking_module
+from steps.plumbing import tracking as tracking_module
 from tests.helpers import PROJECT
 
 def test_a_tree_with_uncommitted_changes_turns_step_reuse_off(tmp_path, monkeypatch, capsys):

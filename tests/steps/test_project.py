@@ -87,14 +87,14 @@ def test_tune_searches_the_recipe_fields_it_names():
 
 def test_importing_the_steps_sets_nothing_up_and_running_a_step_does():
     """No import-time set-up: after every entry point is imported, none of the project's environment
-    variables, warning filters or log filters (steps/shared/environment.py) is in place; configure()
+    variables, warning filters or log filters (steps/plumbing/environment.py) is in place; configure()
     puts each in place."""
     import subprocess
     import sys
 
     script = ("import logging, os, warnings\n"
               f"for name in {ENTRY_POINTS!r}: __import__(f'steps.{{name}}')\n"
-              "from steps.shared import environment\n"
+              "from steps.plumbing import environment\n"
               "def state():\n"
               "    messages = {f[1].pattern for f in warnings.filters if f[1] is not None}\n"
               "    return ([v for v in {**environment.QUIET, **environment.PATIENT} if v in os.environ],\n"
@@ -105,7 +105,7 @@ def test_importing_the_steps_sets_nothing_up_and_running_a_step_does():
               "print(state())")
     import ast
 
-    from steps.shared import environment
+    from steps.plumbing import environment
 
     variables = [*environment.QUIET, *environment.PATIENT]
     result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True,

@@ -11,7 +11,7 @@ from steps import prepare, register, tokenize, train
 from steps.core import hardware
 from steps.core.task import Task, read_task
 from steps.core.training import read_tokenized
-from steps.shared import contract
+from steps.plumbing import contract
 from tests.helpers import assert_one_line_error, written
 
 SMS = Task(("ham", "spam"), "spam")

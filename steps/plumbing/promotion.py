@@ -18,7 +18,7 @@ fails with the alias unmoved is a real error and is raised.
 from mlflow.exceptions import MlflowException
 
 from steps.core.errors import PipelineError
-from steps.shared import contract
+from steps.plumbing import contract
 
 ATTEMPTS = 10  # each retry follows a write by another validation, so a few concurrent ones settle well within
 

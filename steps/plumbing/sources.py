@@ -11,7 +11,7 @@ from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
 from mlflow.exceptions import MlflowException
 
 from steps.core import data, hub
-from steps.shared import tracking
+from steps.plumbing import tracking
 
 
 def is_remote_uri(dataset: str) -> bool:

@@ -11,9 +11,9 @@ import pandas as pd
 from steps.core import baseline, gate
 from steps.core.errors import PipelineError
 from steps.core.task import Task
-from steps.shared import contract, promotion, tracking
-from steps.shared.evaluation import evaluate
-from steps.shared.scoring import checkpoint_predict, load_model, model_task, predict
+from steps.plumbing import contract, promotion, tracking
+from steps.plumbing.evaluation import evaluate
+from steps.plumbing.scoring import checkpoint_predict, load_model, model_task, predict
 
 
 def format_disagreements(client, name: str, version: str, inputs, predicted, task) -> tuple[str, int | None]:

@@ -6,7 +6,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 
-from steps.shared import contract, tracking
+from steps.plumbing import contract, tracking
 
 FOLDER = "resumable"           # resumable/epoch-<n>/: weights, optimizer, scheduler, RNG states, trainer state
 

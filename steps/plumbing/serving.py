@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from steps.core.task import Task
 from steps.served import text_classifier
-from steps.shared.scoring import TASK_METADATA
+from steps.plumbing.scoring import TASK_METADATA
 
 SERVED = Path(text_classifier.__file__).parent
 INPUT_EXAMPLE = ("Are we still meeting for lunch tomorrow?", "WINNER! Claim your free prize now, text WIN to 80086")

@@ -21,9 +21,9 @@ from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
 from mlflow.utils.rest_utils import http_request
 
 from steps.core.errors import PipelineError
-from steps.shared import contract, environment
+from steps.plumbing import contract, environment
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]  # steps/shared/tracking.py -> the project
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # steps/plumbing/tracking.py -> the project
 
 
 def git_state(folder: Path = PROJECT_DIR) -> tuple[str | None, bool | None]:
@@ -148,7 +148,7 @@ def step_run(log_system_metrics: bool | None = None):
 
     A PipelineError is recorded on the run, marks it FAILED, and leaves the command as a
     one-line `Error: ...` with exit code 1. So does a tracking server that went away for longer
-    than the retry budget (steps/shared/environment.py), naming the server; the run then stays unfinished.
+    than the retry budget (steps/plumbing/environment.py), naming the server; the run then stays unfinished.
     With log_system_metrics (None: MLflow's own MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING decides),
     MLflow samples CPU and memory (and GPU utilisation and memory, given nvidia-ml-py) into the
     run's System metrics every 10 s (MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL).
