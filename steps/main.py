@@ -8,9 +8,9 @@ the output URI it records (tag `output_uri`) is the next step's input. The paren
 each step's run id, whether it was reused, the registered version and the validation
 metrics. A failing step fails the parent and stops the chain.
 
-Reuse: a step is not run again when a FINISHED run of the same entry point exists in the
-experiment with the same resolved parameters (its upstream inputs among them), made from the
-same commit with a clean tree, and this checkout is clean too. `--use-cache false` turns it off.
+Reuse (steps/plumbing/reuse.py): a step is not run again when a FINISHED run of the same entry
+point exists in the experiment with the same resolved parameters, made from the same commit with
+a clean tree, and this checkout is clean too. `--use-cache false` turns it off.
 """
 
 import dataclasses
@@ -19,15 +19,13 @@ from pathlib import Path
 
 import click
 import mlflow
-from mlflow.projects import _project_spec
 from mlflow.tracking import MlflowClient
 
 from steps.core import baseline, hub
-from steps.core.errors import PipelineError
 from steps.core.reading import Reading
 from steps.core.recipe import SEARCHED, Recipe
 from steps.core.specs import Gate, Preparation, Serving, as_params
-from steps.plumbing import contract, promotion, tracking
+from steps.plumbing import contract, promotion, reuse, tracking
 from steps.plumbing.cli import process_options, spec_from, spec_options, summary
 from steps.plumbing.evaluation import PROJECT_NAMES
 
@@ -35,60 +33,14 @@ from steps.plumbing.evaluation import PROJECT_NAMES
 TRAIN_RUNTIME = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port", "resume")
 
 
-def reusable_run(entry_point: str, parameters: dict, experiment_id: str, commit: str):
-    """A finished run that did exactly this step: same entry point, resolved params and clean commit."""
-    spec = _project_spec.load_project(str(tracking.PROJECT_DIR)).get_entry_point(entry_point)
-    resolved, _ = spec.compute_parameters(parameters, storage_dir=None)  # what `mlflow run` logs, defaults too
-    candidates = MlflowClient().search_runs(
-        [experiment_id],
-        f"tags.`{contract.ENTRY_POINT_TAG}` = '{entry_point}' AND attributes.status = 'FINISHED' "
-        f"AND tags.`{contract.COMMIT_TAG}` = '{commit}' AND tags.{contract.DIRTY_TAG} = 'false'",
-        order_by=["attributes.start_time DESC"], max_results=100)
-    for run in candidates:
-        if contract.OUTPUT_TAG in run.data.tags and \
-                all(run.data.params.get(key) == str(value) for key, value in resolved.items()):
-            return run
-    return None
-
-
-def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse_commit: str | None):
-    """The finished run of one entry point: a reused one, or a new child of the active run."""
-    reused = reuse_commit and reusable_run(entry_point, parameters, experiment_id, reuse_commit)
-    mlflow.set_tag(contract.step_tag(entry_point, "reused"), str(bool(reused)).lower())
-    if reused:
-        click.echo(f"== {entry_point}: reusing run {reused.info.run_id}")
-        mlflow.set_tag(contract.step_tag(entry_point), reused.info.run_id)
-        return reused
-    click.echo(f"== {entry_point}")
-    child, succeeded = tracking.run_entry_point(str(tracking.PROJECT_DIR), entry_point, parameters, experiment_id,
-                                                run_name=entry_point)
-    mlflow.set_tag(contract.step_tag(entry_point), child.info.run_id)
-    if not succeeded:
-        reason = child.data.tags.get(contract.ERROR_TAG, "see its output above")
-        raise PipelineError(f"step {entry_point} failed (run {child.info.run_id}): {reason}")
-    return child
-
-
-def reuse_commit(use_cache: bool) -> str | None:
-    """The commit whose finished steps may be reused, or None when nothing may be."""
-    if not use_cache:
-        return None
-    commit, dirty = tracking.git_state()
-    if commit is None or dirty:
-        click.echo("step reuse off: "
-                   + ("not a git checkout" if commit is None else "the tree has uncommitted changes"))
-        return None
-    return commit
-
-
 def run_pipeline(params: dict, experiment_id: str) -> dict:
     """The steps in order (tune only when trials are asked for), each fed the previous outputs;
     their finished runs by name."""
     runs = {}
-    commit = reuse_commit(params["use_cache"])
+    commit = reuse.reuse_commit(params["use_cache"])
 
     def step(name, **parameters):
-        runs[name] = run_step(name, parameters, experiment_id, commit)
+        runs[name] = reuse.run_step(name, parameters, experiment_id, commit)
         return runs[name].data.tags[contract.OUTPUT_TAG]
 
     # train's device: the same machine's GPU when there is one, unless the pipeline is told "cpu"

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from steps import main
-from steps.plumbing import tracking as tracking_module
+from steps.plumbing import reuse, tracking as tracking_module
 from tests.helpers import PROJECT
 
 def test_a_tree_with_uncommitted_changes_turns_step_reuse_off(tmp_path, monkeypatch, capsys):
@@ -27,9 +27,9 @@ def test_a_tree_with_uncommitted_changes_turns_step_reuse_off(tmp_path, monkeypa
                                 ((commit, True), None, "step reuse off: the tree has uncommitted changes"),
                                 ((None, None), None, "step reuse off: not a git checkout")):
         monkeypatch.setattr(tracking_module, "git_state", lambda state=state: state)
-        assert main.reuse_commit(use_cache=True) == reused
+        assert reuse.reuse_commit(use_cache=True) == reused
         assert capsys.readouterr().out.strip() == said
-    assert main.reuse_commit(use_cache=False) is None
+    assert reuse.reuse_commit(use_cache=False) is None
 
 
 class RecordedSteps:
@@ -49,7 +49,7 @@ def test_main_feeds_each_step_the_previous_outputs_and_train_the_best_trial(tmp_
     best = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 2.0, "warmup_ratio": 0.1, "weight_decay": 0.01}
     (tmp_path / "best_params.json").write_text(json.dumps(best))
     steps = RecordedSteps()
-    monkeypatch.setattr(main, "run_step", steps)
+    monkeypatch.setattr(reuse, "run_step", steps)
     monkeypatch.setattr(tracking_module, "download", lambda uri, what: tmp_path / "best_params.json")
     params = main.main.make_context("main", ["--tune-trials", str(trials), "--learning-rate", "0.003",
                                              "--seed", "7", "--use-cache", "false"]).params
@@ -92,10 +92,10 @@ def test_reuse_takes_only_a_finished_step_of_the_same_commit(tracking):
 
     prepare_run("RUNNING", output_uri="runs:/x/data")  # tagged, but may still log
     prepare_run("FINISHED")                           # ended without its output: failed before set_output
-    assert main.reusable_run("prepare", parameters, experiment, "c0ffee") is None
+    assert reuse.reusable_run("prepare", parameters, experiment, "c0ffee") is None
     done = prepare_run("FINISHED", output_uri="runs:/y/data")
-    assert main.reusable_run("prepare", parameters, experiment, "c0ffee").info.run_id == done
-    assert main.reusable_run("prepare", parameters, experiment, "another commit") is None
+    assert reuse.reusable_run("prepare", parameters, experiment, "c0ffee").info.run_id == done
+    assert reuse.reusable_run("prepare", parameters, experiment, "another commit") is None
 
 
 @pytest.mark.parametrize("model, dataset, epochs, name", [
