@@ -61,6 +61,11 @@ def error_line(result):
     return lines[-1]
 
 
+def runs_in(client, experiment: str, filter_string: str = "", **search):
+    """The runs of the experiment named `experiment` (MlflowClient.search_runs' filter and options)."""
+    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id], filter_string, **search)
+
+
 def children(client, parent):
     """A main run's child runs, by entry point."""
     runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")

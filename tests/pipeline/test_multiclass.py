@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from steps import predict, prepare, register, tokenize, train, validate
-from tests.helpers import PROJECT_DIR, mlflow_run, output_of, params
+from tests.helpers import PROJECT_DIR, mlflow_run, output_of, params, runs_in
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def three_kinds(tmp_path_factory, ticket_file, ticket_model):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tickets").experiment_id])
+    runs = runs_in(client, "tickets")
     yield {"uri": uri, "folder": folder, "client": client, "result": result,
            "steps": {r.data.tags["mlflow.project.entryPoint"]: r for r in runs}}
     mlflow.set_tracking_uri(None)
@@ -127,8 +127,7 @@ def test_other_label_sets_run_through_the_same_steps(tracking, tmp_path, ticket_
     assert str(tracking.get_model_version_by_alias("binary", "champion").version) == version.rsplit("/", 1)[1]
     answers = mlflow.pyfunc.load_model(version).predict([text for _, text in rows[:20]])
     assert set(answers["label"]) <= set(expected_task["labels"])
-    metrics = tracking.search_runs([tracking.get_experiment_by_name("tests").experiment_id],
-                                   "tags.output_uri LIKE 'models:/%' AND params.model_uri != ''")[0].data.metrics
+    metrics = runs_in(tracking, "tests", "tags.output_uri LIKE 'models:/%' AND params.model_uri != ''")[0].data.metrics
     assert {f"test_f1_{label}" for label in expected_task["labels"]} <= set(metrics)
     if expected_task["positive_label"]:
         assert metrics["test_f1"] == metrics[f"test_f1_{expected_task['positive_label']}"]

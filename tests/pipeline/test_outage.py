@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from steps.core.task import FILE as TASK_FILE
-from tests.helpers import PROJECT, PROJECT_DIR, STEPS, children, free_port, mlflow_server, tiny_params
+from tests.helpers import PROJECT, PROJECT_DIR, STEPS, children, free_port, mlflow_server, runs_in, tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +68,7 @@ def wait_for_training(client, experiment, main):
 
 
 def main_run(client, experiment):
-    [parent] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
-                                  "tags.`mlflow.project.entryPoint` = 'main'")
+    [parent] = runs_in(client, experiment, "tags.`mlflow.project.entryPoint` = 'main'")
     return parent
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from steps import predict, register, validate
-from tests.helpers import PROJECT_DIR, answers, background, free_port, mlflow_run, output_of, params
+from tests.helpers import PROJECT_DIR, answers, background, free_port, mlflow_run, output_of, params, runs_in
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ def pairs(tmp_path_factory, ticket_rows, ticket_model):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("pairs").experiment_id])
+    runs = runs_in(client, "pairs")
     yield {"uri": uri, "folder": folder, "client": client, "frame": frame, "labels": [k for k, _ in ticket_rows],
            "steps": {r.data.tags["mlflow.project.entryPoint"]: r for r in runs}}
     mlflow.set_tracking_uri(None)

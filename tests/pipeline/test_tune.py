@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from steps import tune
-from tests.helpers import PROJECT_DIR
+from tests.helpers import PROJECT_DIR, runs_in
 
 pytestmark = pytest.mark.slow
 
 
 def runs_of(tracking, filter_string=""):
-    return tracking.search_runs([tracking.get_experiment_by_name("tests").experiment_id], filter_string)
+    return runs_in(tracking, "tests", filter_string)
 
 
 def test_search_logs_each_trial_as_a_nested_run_and_the_best(tracking, tokenized, tiny_model):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from steps import predict, register, train, validate
 from steps.served.text_classifier import ONNX_GRAPH
-from tests.helpers import output_of
+from tests.helpers import output_of, runs_in
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +21,7 @@ GATE = ["--min-accuracy", 0.4, "--min-f1", 0.0, "--min-margin-over-baseline", -1
 @pytest.fixture
 def checkpoint(tracking, tokenized, tiny_model):
     """train's output on the fixture messages, and prepare's (the test split's folder)."""
-    [prepared] = tracking.search_runs([tracking.get_experiment_by_name("tests").experiment_id],
-                                      "tags.output_uri LIKE '%/data'")
+    [prepared] = runs_in(tracking, "tests", "tags.output_uri LIKE '%/data'")
     return (output_of(train.main, "--tokenized", tokenized, "--model", tiny_model, "--epochs", 3, "--batch-size", 8,
                       "--learning-rate", 3e-3), prepared.data.tags["output_uri"])
 
@@ -39,8 +38,7 @@ def test_each_format_registers_passes_validate_and_scores_alike_on_both_engines(
         assert tracking.get_model_version("formats", number).tags["serving_format"] == serving_format
         assert output_of(validate.main, "--model-uri", version, "--test-data", f"{data}/test.parquet",
                          "--checks", tiny_checks, *GATE) == version
-        [validate_run] = tracking.search_runs([tracking.get_experiment_by_name("tests").experiment_id],
-                                              f"params.model_uri = '{version}'")
+        [validate_run] = runs_in(tracking, "tests", f"params.model_uri = '{version}'")
         assert validate_run.data.metrics["format_disagreements"] == 0  # the tiny model's margins are wide
         answers[serving_format] = mlflow.pyfunc.load_model(version).predict(test["text"].tolist())
         for engine in ("pandas", "spark"):

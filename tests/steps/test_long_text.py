@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from steps import predict, prepare, register, tokenize, train, validate
-from tests.helpers import ODD_TEXTS, answers, background, free_port, output_of
+from tests.helpers import ODD_TEXTS, answers, background, free_port, output_of, runs_in
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +51,7 @@ def test_any_text_is_answered_by_validate_predict_and_the_server_in_each_format(
 
         assert output_of(validate.main, "--model-uri", version, "--test-data", f"{data}/test.parquet",
                          "--checks", checks, *GATE) == version
-        [run] = tracking.search_runs([tracking.get_experiment_by_name("tests").experiment_id],
-                                     f"params.model_uri = '{version}'")
+        [run] = runs_in(tracking, "tests", f"params.model_uri = '{version}'")
         answered = pd.read_json(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                                     artifact_path="behaviour_checks.json"),
                                 orient="split")

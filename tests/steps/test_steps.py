@@ -12,7 +12,7 @@ from steps.core import hardware
 from steps.core.task import Task, read_task
 from steps.core.training import read_tokenized
 from steps.plumbing import contract
-from tests.helpers import assert_one_line_error, written
+from tests.helpers import assert_one_line_error, runs_in, written
 
 SMS = Task(("ham", "spam"), "spam")
 
@@ -23,7 +23,7 @@ def invoke(command, *args):
 
 
 def only_run(client):
-    [run] = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    [run] = runs_in(client, "tests")
     return run
 
 
@@ -66,7 +66,7 @@ def test_tokenize_logs_dataset_tokenizer_and_lengths(tracking, uci_file, tiny_mo
     data_uri = only_run(tracking).data.tags["output_uri"]
     result, _ = invoke(tokenize.main, "--data", data_uri, "--model", tiny_model, "--max-length", 32)
     assert result.exit_code == 0, result.output
-    runs = tracking.search_runs([tracking.get_experiment_by_name("tests").experiment_id])
+    runs = runs_in(tracking, "tests")
     run = next(r for r in runs if r.data.tags["output_uri"].endswith("/tokenized"))
     assert run.data.tags["data_digest"]  # carried from prepare
     assert 0 < run.data.metrics["token_length_median"] <= run.data.metrics["token_length_max"]
