@@ -31,9 +31,11 @@ def format_disagreements(client, name: str, version: str, inputs, predicted, tas
     return serving_format, disagreements
 
 
-def champion_f1(client, name: str, version: str, task: Task, test: pd.DataFrame) -> tuple[str | None, float | None]:
+def champion_f1(client, name: str, version: str, task: Task, test: pd.DataFrame,
+                inputs) -> tuple[str | None, float | None]:
     """The champion `version` is compared with and its F1 on the same split (None, None without
-    one). A champion of another task cannot be compared: the version is rejected, in one line."""
+    one), scoring the version's own `inputs` (task.model_input of `test`) rather than making them
+    again. A champion of another task cannot be compared: the version is rejected, in one line."""
     champion = promotion.current_champion(client, name, version)
     if not champion:
         return None, None
@@ -44,8 +46,8 @@ def champion_f1(client, name: str, version: str, task: Task, test: pd.DataFrame)
         promotion.reject(client, name, version, reason)
         raise PipelineError(f"{name} version {version} not promoted: {reason}; champion stays at version {champion}")
     champion_predict = load_model(f"models:/{name}/{champion}").predict
-    return champion, evaluate(task, test["text"], test["label"], *predict(champion_predict, task.model_input(test),
-                                                                          task), "champion_")["f1"]
+    return champion, evaluate(task, test["text"], test["label"], *predict(champion_predict, inputs, task),
+                              "champion_")["f1"]
 
 
 def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, train: pd.DataFrame,
@@ -72,7 +74,7 @@ def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, trai
     if check_set is not None:
         check_results = gate.check_results(check_set, *predict(model.predict, task.model_input(check_set), task), task)
         mlflow.log_table(check_results, "behaviour_checks.json")
-    champion, champion_score = champion_f1(client, name, version, task, test)
+    champion, champion_score = champion_f1(client, name, version, task, test, inputs)
     evidence = gate.Evidence(task, scores, baseline_scores, check_results, champion, champion_score, serving_format,
                              disagreements, len(test))
     mlflow.log_metrics(evidence.rates)
