@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -22,6 +23,8 @@ from tests.helpers import PROJECT_DIR, answers, background, free_port, mlflow_ru
 pytestmark = pytest.mark.slow
 
 COLUMNS = ["subject", "body"]
+# how far the two formats' probabilities may differ: float rounding, not a different model
+TOLERANCE = 5e-3
 
 
 def split_ticket(text: str) -> tuple[str, str]:
@@ -89,7 +92,9 @@ def test_each_format_answers_pairs_in_validate_predict_and_the_server(pairs, mon
                          "--min-accuracy", 0, "--min-f1", 0, "--min-margin-over-baseline", -1) == version
         run = pairs["client"].search_runs([steps["validate"].info.experiment_id], f"params.model_uri = '{version}'",
                                           order_by=["attributes.start_time DESC"], max_results=1)[0]  # this one
-        assert run.data.metrics["format_disagreements"] == 0 and run.data.metrics["baseline_f1"] > 0
+        assert run.data.metrics["baseline_f1"] > 0
+        # torch serves the checkpoint itself; ONNX rounds otherwise, which may tip one near-tie
+        assert run.data.metrics["format_disagreements"] <= (0 if name == "torch" else 1)
         for engine in ("pandas", "spark"):
             output = folder / f"{name}-{engine}.csv"
             result = CliRunner().invoke(predict.main, ["--model-uri", version, "--input", str(labelled), "--engine",
@@ -109,7 +114,25 @@ def test_each_format_answers_pairs_in_validate_predict_and_the_server(pairs, mon
                 post(f"{url}/invocations", {"dataframe_records": pairs["frame"][["subject"]].to_dict("records")})
             assert refused.value.code == 400 and "body" in refused.value.read().decode()
         labels[name, "without steps"] = loaded_without_the_project(version, pairs["frame"], pairs["uri"], folder)
-    assert len({tuple(answered) for answered in labels.values()}) == 1, labels  # every format, engine and server
+        answered = {tuple(labels[key]) for key in labels if key[0] == name}
+        assert len(answered) == 1, labels  # one runtime: every engine and the server answer alike
+    # the formats differ by float rounding (ONNX Runtime's fused kernels; up to ~1e-3 on this tiny model
+    # trained at a high rate): the same probabilities to TOLERANCE, so the same label wherever torch's two
+    # best classes are more than twice that apart (a near-tie may fall either way)
+    torch_, onnx_ = (every_class(mlflow.pyfunc.load_model(version, model_config={"top_k": None}), pairs["frame"])
+                     for version in versions.values())
+    np.testing.assert_allclose(onnx_, torch_, atol=TOLERANCE)
+    top_two = np.sort(torch_, axis=1)[:, -2:]
+    clear = top_two[:, 1] - top_two[:, 0] > 2 * TOLERANCE
+    assert clear.mean() > 0.8, np.sort(top_two[:, 1] - top_two[:, 0])
+    assert (np.array(labels["torch", "pandas"]) == np.array(labels["onnx", "pandas"]))[clear].all(), labels
+
+
+def every_class(model, frame: pd.DataFrame) -> np.ndarray:
+    """Each row's probabilities, labels in name order, from a pyfunc loaded with top_k None."""
+    rows = model.predict(frame).to_numpy()
+    order = sorted(cell["label"] for cell in rows[0])
+    return np.array([[{cell["label"]: cell["score"] for cell in row}[label] for label in order] for row in rows])
 
 
 def loaded_without_the_project(version: str, frame: pd.DataFrame, tracking_uri: str, folder) -> list[str]:
