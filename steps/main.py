@@ -45,6 +45,7 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
 
     # train's device: the same machine's GPU when there is one, unless the pipeline is told "cpu"
     recipe = spec_from(Recipe, params, device="cpu" if params["device"] == "cpu" else "auto")
+    recipe.check()  # before any step runs
     data = step("prepare", dataset=params["dataset"], **as_params(spec_from(Preparation, params)), seed=recipe.seed)
     tokenized = step("tokenize", data=data, model=params["model"], **as_params(spec_from(Reading, params)))
     if params["tune_trials"] > 0:

@@ -2,12 +2,13 @@
 
 Inputs:  tokenized (URI of tokenize's output), model (Hub id or local folder), the recipe
          (steps/core/recipe.py: epochs, batch_size, learning_rate, weight_decay, warmup_ratio,
-         seed, precision, group_by_length, eval_batch_size, device); to scale out (accelerate's
+         seed, precision, group_by_length, eval_batch_size, device, early_stopping_patience); to scale out (accelerate's
          names): num_processes (all machines together), num_machines, machine_rank,
          main_process_ip, main_process_port. More than one process: the training runs
          data-parallel through torch.distributed's launcher; machine 0 logs the one run.
          resume: go on from the last epoch of an unfinished run with the same params and commit.
-Logs:    per-step training loss and learning rate; per-epoch validation loss, accuracy, the
+Logs:    epochs_run (fewer than epochs when early_stopping_patience stopped it), best_epoch;
+         per-step training loss and learning rate; per-epoch validation loss, accuracy, the
          task's precision, recall and F1 (the positive class's, or macro), macro_f1, each class's
          precision_/recall_/f1_<label> and ROC AUC (through the Trainer's MLflow callback);
          training_args.json; param effective_batch_size; tag precision; system metrics (CPU,
@@ -31,7 +32,7 @@ from steps.core import hub
 from steps.core.errors import PipelineError
 from steps.core.recipe import Recipe
 from steps.core.task import FILE as TASK_FILE
-from steps.core.training import fine_tune, read_tokenized
+from steps.core.training import epochs_run, fine_tune, read_tokenized
 from steps.plumbing import contract, environment, launch, resumable, tracking
 from steps.plumbing.cli import process_options, spec_from, spec_options, summary
 
@@ -56,7 +57,9 @@ def train_process(folder: str, model_name: str, output_dir: str, recipe: Recipe,
     if not trainer.is_world_process_zero():
         return None
     shutil.copy(Path(folder, TASK_FILE), checkpoint)  # register stores it in the model's metadata
-    return {"best_f1": trainer.state.best_metric, "training_args": trainer.args.to_dict(),
+    epochs, best_epoch = epochs_run(trainer)
+    return {"best_f1": trainer.state.best_metric, "epochs_run": epochs, "best_epoch": best_epoch,
+            "training_args": trainer.args.to_dict(),
             "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32"}
 
 
@@ -76,6 +79,7 @@ def main(tokenized, model, resume, num_processes, num_machines, machine_rank, ma
         train_on_another_machine(tokenized, model, recipe, processes)
         return
     with tracking.step_run(log_system_metrics=True) as run:
+        recipe.check()
         tracking.carry_data_digest(tokenized)
         mlflow.log_param("effective_batch_size", recipe.batch_size * num_processes)
         folder = tracking.download(tokenized, "the tokenized splits")
@@ -88,10 +92,12 @@ def main(tokenized, model, resume, num_processes, num_machines, machine_rank, ma
                 MlflowClient().update_run(run.info.run_id, status="RUNNING")
             mlflow.set_tag("precision", result["precision"])
             mlflow.log_dict(result["training_args"], "training_args.json")
-            mlflow.log_metric("best_validation_f1", result["best_f1"])
+            mlflow.log_metrics({"best_validation_f1": result["best_f1"], "epochs_run": result["epochs_run"],
+                                "best_epoch": result["best_epoch"]})
             mlflow.log_artifacts(str(Path(tmp, contract.CHECKPOINT_DIR)), contract.CHECKPOINT_DIR)
         resumable.drop(run.info.run_id)
-        click.echo(f"best validation F1 {result['best_f1']:.4f}")
+        click.echo(f"best validation F1 {result['best_f1']:.4f} at epoch {result['best_epoch']:g} of "
+                   f"{result['epochs_run']:g} run")
         tracking.set_output(tracking.artifact_uri(run, contract.CHECKPOINT_DIR))
 
 

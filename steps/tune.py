@@ -9,7 +9,9 @@ Logs:    one nested run per trial (its parameters, training curves, the task's v
          and validation F1; search/history.png and search/importances.png (Optuna's plots of
          the optimisation history and of the parameters' importance).
 Search:  TPE sampler; from the third trial on, a trial is pruned after an epoch whose validation
-         F1 is below the median of the earlier trials at that epoch. Only the validation split is read: the test split
+         F1 is below the median of the earlier trials at that epoch; with early_stopping_patience, a
+         trial also stops after that many epochs without a better F1 (and runs patience + 1 to
+         patience + 3 epochs). Only the validation split is read: the test split
          stays untouched until validate. With tune_storage, several `tune` processes on any
          machines share one study and stop together once it holds `trials` finished trials.
 Output:  runs:/<run id>/best_params.json
@@ -36,11 +38,12 @@ from steps.plumbing.cli import spec_from, spec_options, summary
 matplotlib.use("Agg")  # no display on servers
 
 
-def suggest(trial: optuna.Trial) -> dict:
-    """The search space (the Recipe's SEARCHED fields): ranges that suit fine-tuning a small BERT-like encoder."""
+def suggest(trial: optuna.Trial, patience: int) -> dict:
+    """The search space (the Recipe's SEARCHED fields): ranges that suit fine-tuning a small BERT-like encoder.
+    With early stopping, every trial runs long enough to be stopped (patience + 1 epochs at least)."""
     return {"learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-4, log=True),
             "batch_size": trial.suggest_categorical("batch_size", [8, 16, 32]),
-            "epochs": trial.suggest_int("epochs", 1, 3),
+            "epochs": trial.suggest_int("epochs", 1 + patience, 3 + patience),
             "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, 0.2),
             "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1)}
 
@@ -60,7 +63,7 @@ class ReportToOptuna(TrainerCallback):
 def objective(tokenized, tokenizer, model: str, task, fixed: Recipe, workdir: str):
     """The best validation F1 (the task's) of one trial's fine-tune, trained in a nested run of its own."""
     def run_trial(trial: optuna.Trial) -> float:
-        params, pruned = suggest(trial), None
+        params, pruned = suggest(trial, fixed.early_stopping_patience), None
         with mlflow.start_run(nested=True, run_name=f"trial {trial.number}"):
             mlflow.log_params({**params, "trial_number": trial.number})
             try:

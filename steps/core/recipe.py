@@ -5,6 +5,7 @@ hyperparameter is a new field here and a line in MLproject (steps/core/specs.py:
 
 from dataclasses import dataclass, fields
 
+from steps.core.errors import PipelineError
 from steps.core.specs import PRECISIONS, as_params, setting
 
 
@@ -24,9 +25,18 @@ class Recipe:
     group_by_length: bool = setting(True, "Batch messages of similar length together (less padding).")
     eval_batch_size: int = setting(64, "Batch size of the per-epoch validation.", min=1)
     device: str = setting("auto", "auto: a GPU when there is one; cpu: the CPU even then.", choices=("auto", "cpu"))
+    early_stopping_patience: int = setting(0, "Stop after this many epochs without a better validation score (the "
+                                              "best epoch is kept); 0: train every epoch.", min=0)
 
     def params(self) -> dict[str, str]:
         return as_params(self)
+
+    def check(self) -> None:
+        """A one-line error for a patience that could never stop the training: the first epoch sets
+        the score to beat, so stopping needs patience + 1 epochs."""
+        if self.early_stopping_patience and self.early_stopping_patience >= self.epochs:
+            raise PipelineError(f"early_stopping_patience={self.early_stopping_patience} cannot stop a training of "
+                                f"epochs={self.epochs:g}: lower the patience below epochs, raise epochs, or set it to 0")
 
 
 SEARCHED = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay")

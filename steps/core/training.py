@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from datasets import load_from_disk
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, PrinterCallback,
-                          Trainer, TrainerCallback, TrainingArguments, set_seed)
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
+                          EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
+                          set_seed)
 
 from steps.core import hardware, hub
 from steps.core.errors import PipelineError
@@ -55,7 +56,8 @@ class ProgressLines(TrainerCallback):
 def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str, recipe: Recipe, *,
               report_to: str = "none", callbacks=(), resume_from: str | None = None) -> Trainer:
     """Train, evaluating and checkpointing each epoch; the best epoch by the task's validation F1
-    (the positive class's, or macro) is loaded at the end.
+    (the positive class's, or macro) is loaded at the end. With early_stopping_patience, the
+    training stops after that many epochs without a better F1 (Hugging Face's callback).
     resume_from: a Trainer checkpoint folder to go on from (weights, optimizer, scheduler, RNG, state).
 
     device "auto" takes a GPU (or Apple's MPS) when there is one, else the CPU; "cpu" forces the CPU.
@@ -93,6 +95,8 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
         ddp_find_unused_parameters=False,  # every machine reloads the best epoch at the end, from its own disk
         load_best_model_at_end=True,
         metric_for_best_model="f1",
+        # a resumed training goes on counting the epochs without improvement where it stopped
+        restore_callback_states_from_checkpoint=True,
         logging_strategy="steps",
         logging_steps=10,
         logging_first_step=True,
@@ -110,10 +114,18 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
         compute_metrics=trainer_metrics(task, list(tokenized["validation"]["document"]) if chunks else None),
     )
     trainer.remove_callback(PrinterCallback)
-    for callback in (ProgressLines(), *callbacks):
+    stopping = (EarlyStoppingCallback(recipe.early_stopping_patience),) if recipe.early_stopping_patience else ()
+    for callback in (ProgressLines(), *stopping, *callbacks):
         trainer.add_callback(callback)
     trainer.train(resume_from_checkpoint=resume_from)
     return trainer
+
+
+def epochs_run(trainer: Trainer) -> tuple[float, float]:
+    """How many epochs the training ran (fewer than asked when it stopped early), and the best one's number."""
+    best = next(entry["epoch"] for entry in trainer.state.log_history
+                if entry.get("step") == trainer.state.best_global_step and "eval_f1" in entry)
+    return trainer.state.epoch, best
 
 
 def read_tokenized(folder: Path):

@@ -64,6 +64,18 @@ def test_two_processes_log_one_run_like_one_process(tracking, tokenized, tiny_mo
     assert double.data.tags["output_uri"] == f"runs:/{double.info.run_id}/checkpoint"
 
 
+def test_two_processes_stop_early_together(tracking, tokenized, tiny_model):
+    """A learning rate too small to move the weights: the validation F1 never improves, so with
+    patience 2 both processes stop after epoch 3 (had one gone on, the step would hang or fail)."""
+    result = train("--tokenized", tokenized, "--model", tiny_model, "--epochs", 6, "--learning-rate", 1e-12,
+                   "--early-stopping-patience", 2, "--batch-size", 4, "--num-processes", 2,
+                   "--main-process-port", free_port())
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = train_runs(tracking)
+    assert run.data.metrics["epochs_run"] == 3 and run.data.metrics["best_epoch"] == 1
+    assert len(tracking.get_metric_history(run.info.run_id, "eval_f1")) == 3
+    assert "best validation F1" in result.stdout and "at epoch 1 of 3 run" in result.stdout
+
 def test_two_machines_meet_on_loopback_and_machine_0_logs_once(tracking, tokenized, tiny_model):
     machines = ["--tokenized", tokenized, "--model", tiny_model, *RECIPE, "--batch-size", 4, "--num-processes", 2,
                 "--num-machines", 2, "--main-process-ip", "127.0.0.1", "--main-process-port", free_port()]

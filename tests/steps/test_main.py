@@ -7,6 +7,7 @@ import types
 import pytest
 
 from steps import main
+from steps.core.errors import PipelineError
 from steps.plumbing import reuse, tracking as tracking_module
 from tests.helpers import PROJECT
 
@@ -113,3 +114,12 @@ def test_only_names_mlflow_made_up_are_replaced():
     random.seed(0)  # MLflow draws its names with `random`
     assert all(tracking_module.is_generated_name(_generate_random_name()) for _ in range(200))
     assert not any(map(tracking_module.is_generated_name, ["bad-prepare", "my-baseline-2", "lr-sweep-1e4", "main"]))
+
+
+def test_a_patience_that_cannot_stop_the_training_fails_before_any_step(monkeypatch):
+    steps = RecordedSteps()
+    monkeypatch.setattr(reuse, "run_step", steps)
+    params = main.main.make_context("main", ["--epochs", "2", "--early-stopping-patience", "2"]).params
+    with pytest.raises(PipelineError, match="^early_stopping_patience=2 cannot stop a training of epochs=2"):
+        main.run_pipeline(params, "0")
+    assert steps.calls == {}  # nothing prepared, trained or registered

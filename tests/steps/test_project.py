@@ -76,13 +76,15 @@ def test_each_setting_is_declared_once_and_every_command_takes_it_with_its_defau
             assert options[field.name].help == (field.metadata["help"] or None), (command.name, field.name)
 
 
-def test_tune_searches_the_recipe_fields_it_names():
+def test_tune_searches_the_recipe_fields_it_names_and_runs_trials_long_enough_to_stop_early():
     from steps import tune
     from steps.core.recipe import SEARCHED
 
-    assert set(tune.suggest(optuna.trial.FixedTrial(
-        {"learning_rate": 1e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0.0, "weight_decay": 0.0}))) == \
-        set(SEARCHED)
+    trial = {"learning_rate": 1e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0.0, "weight_decay": 0.0}
+    assert set(tune.suggest(optuna.trial.FixedTrial(trial), 0)) == set(SEARCHED)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda trial: tune.suggest(trial, 2)["epochs"], n_trials=30)
+    assert {trial.params["epochs"] for trial in study.trials} == {3, 4, 5}  # patience 2: 3 epochs at least
 
 
 def test_importing_the_steps_sets_nothing_up_and_running_a_step_does():
