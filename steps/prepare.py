@@ -8,7 +8,8 @@ Inputs:  dataset (Hub id, local file/folder, or a URI MLflow can download), text
 Logs:    artifacts data/{train,validation,test}.parquet (text, text_pair for a pair, label id) and
          data/task.json (the labels in id order, the positive label, how scores are averaged, a
          pair's column names: every later step reads
-         the task from here); the cleaned data set as an MLflow dataset input; counts and each
+         the task from here); data/README.md, the model card's start (steps/core/card.py: the
+         data set, its digest, each split's class counts, the training texts' scripts); the cleaned data set as an MLflow dataset input; counts and each
          split's class shares (<split>_<label>_fraction) as metrics; params num_labels, label_names.
 Output:  runs:/<run id>/data
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 import click
 import mlflow
 
-from steps.core import data, hub
+from steps.core import card, data, hub
 from steps.core.recipe import Recipe
 from steps.core.specs import Preparation
 from steps.core.task import metric_key, write_task
@@ -59,6 +60,9 @@ def main(dataset, seed, **options):
             for name, part in splits.items():
                 part.to_parquet(folder / contract.split_file(name), index=False)
             write_task(task, folder)
+            data_card = card.with_section(card.new_card(source_dataset.name), "Training data", card.data_section(
+                source_dataset.name, source_dataset.digest, splits, task))
+            card.write_card(data_card, folder)
             mlflow.log_artifacts(str(folder), contract.DATA_DIR)
         tracking.set_output(tracking.artifact_uri(run, contract.DATA_DIR))
 

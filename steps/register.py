@@ -16,7 +16,9 @@ Logs:    a text-classification pipeline with mlflow.transformers.log_model (sign
          answers what the transformers one does (the same for a text-pair task, whose
          signature names its two columns); a new
          version of registered_model_name with alias `candidate` and tags serving_format and lineage
-         (train run, data digest, git commit). A failure after registering deletes the version again.
+         (train run, data digest, git commit); card/README.md, the checkpoint's model card with the
+         serving added, and the version's description: the card's summary. A failure after
+         registering deletes the version again.
 Output:  models:/<registered_model_name>/<version>
 """
 
@@ -28,7 +30,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from transformers import pipeline
 
-from steps.core import hardware
+from steps.core import card, hardware
 from steps.core.errors import PipelineError
 from steps.core.specs import Serving
 from steps.core.task import FILE as TASK_FILE, read_task
@@ -94,10 +96,13 @@ def lineage(checkpoint_uri: str, register_run) -> dict[str, str]:
     return {key: value for key, value in tags.items() if value}
 
 
-def register(model_uri: str, name: str, tags: dict[str, str]):
-    """A new version with its tags and the candidate alias, or no version at all."""
+def register(model_uri: str, name: str, tags: dict[str, str], model_card):
+    """A new version with its tags, its description (the card's summary) and the candidate alias, or no
+    version at all."""
     version = mlflow.register_model(model_uri, name, tags=tags)
     try:
+        MlflowClient().update_model_version(name, version.version, card.summary(
+            model_card, name, version.version, "Not validated yet."))
         MlflowClient().set_registered_model_alias(name, contract.CANDIDATE_ALIAS, version.version)
     except Exception:
         MlflowClient().delete_model_version(name, version.version)
@@ -128,9 +133,12 @@ def main(checkpoint, registered_model_name, **options):
             else:  # the pipeline reads one text's head only: the same checkpoint in torch, read as trained
                 model_info = log_served_model(folder, "torch", task, batch_size, dtype=dtype)
         mlflow.set_tag(contract.FORMAT_TAG, serving_format)
+        model_card = card.with_section(card.read_card(folder), "Serving", card.serving_section(
+            serving_format, mlflow.get_run(run.info.run_id).data.tags.get("dtype", ""), batch_size))
+        mlflow.log_text(str(model_card), contract.CARD_FILE)
         version = register(model_info.model_uri, registered_model_name,
                            {**lineage(checkpoint, mlflow.get_run(run.info.run_id)),
-                            contract.FORMAT_TAG: serving_format})
+                            contract.FORMAT_TAG: serving_format}, model_card)
         click.echo(f"registered {registered_model_name} version {version.version} ({serving_format}; alias "
                    f"{contract.CANDIDATE_ALIAS})")
         tracking.set_output(f"models:/{registered_model_name}/{version.version}")

@@ -6,7 +6,8 @@ Inputs:  data (URI of prepare's output), model (whose tokenizer: Hub id or local
 Logs:    artifact tokenized/ holding dataset/ (a `datasets` DatasetDict saved with
          save_to_disk, no padding: batches are padded at training time; with chunks, a row per
          window and its text's index in `document`), tokenizer/ and task.json (prepare's, with the
-         reading added: register stores it in the model, which reads every text the same way);
+         reading added: register stores it in the model, which reads every text the same way),
+         README.md (prepare's model card with what a long text loses added to its limits);
          token-length metrics (median, p95, max, fraction_truncated: the texts (or pairs)
          longer than max_length) and <split>_windows.
 Output:  runs:/<run id>/tokenized
@@ -19,7 +20,7 @@ from pathlib import Path
 import click
 import mlflow
 
-from steps.core import hub, tokens
+from steps.core import card, hub, tokens
 from steps.core.reading import Reading
 from steps.core.task import read_task, write_task
 from steps.plumbing import contract, tracking
@@ -49,6 +50,8 @@ def main(data, model, **options):
             tokenized.save_to_disk(str(folder / "dataset"))
             tokenizer.save_pretrained(str(folder / "tokenizer"))
             write_task(dataclasses.replace(read_task(data_dir), reading=reading), folder)
+            card.write_card(card.with_limits(card.read_card(data_dir), card.reading_limit(
+                reading.max_length, reading.long_text, stats["fraction_truncated"])), folder)
             mlflow.log_artifacts(str(folder), contract.TOKENIZED_DIR)
         tracking.set_output(tracking.artifact_uri(run, contract.TOKENIZED_DIR))
 

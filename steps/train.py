@@ -15,23 +15,26 @@ Logs:    epochs_run (fewer than epochs when early_stopping_patience stopped it),
          memory; GPU given nvidia-ml-py); while it trains, resumable/epoch-<n>/ (the latest epoch's
          full Trainer checkpoint, tag resumable_epoch; dropped at the end); tags resumed_from_run_id
          and resumed_from_epoch when it resumed; artifact checkpoint/ with the best epoch by the
-         task's validation F1 (safetensors weights, config with id2label/label2id, tokenizer, task.json).
+         task's validation F1 (safetensors weights, config with id2label/label2id, tokenizer, task.json,
+         README.md: the model card with the base model, the task, the recipe, epochs run, the best
+         epoch, time and machine added: the folder is a Hub model folder).
 Output:  runs:/<run id>/checkpoint
 """
 
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import click
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from steps.core import hub
+from steps.core import card, hardware, hub
 from steps.core.errors import PipelineError
 from steps.core.recipe import Recipe
-from steps.core.task import FILE as TASK_FILE
+from steps.core.task import FILE as TASK_FILE, read_task
 from steps.core.training import epochs_run, fine_tune, read_tokenized
 from steps.plumbing import contract, environment, launch, resumable, tracking
 from steps.plumbing.cli import process_options, spec_from, spec_options, summary
@@ -87,18 +90,33 @@ def main(tokenized, model, resume, num_processes, num_machines, machine_rank, ma
         if processes.distributed:  # the first process joins this run through the Trainer's MLflow callback
             os.environ.update(MLFLOW_RUN_ID=run.info.run_id, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri())
         with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
             result = launch.launch(train_process, (folder, model, tmp, recipe, resume_from), processes)
+            seconds = time.perf_counter() - start
             if processes.distributed:  # that callback ended the run it joined: the step is not done yet
                 MlflowClient().update_run(run.info.run_id, status="RUNNING")
             mlflow.set_tag("precision", result["precision"])
             mlflow.log_dict(result["training_args"], "training_args.json")
             mlflow.log_metrics({"best_validation_f1": result["best_f1"], "epochs_run": result["epochs_run"],
                                 "best_epoch": result["best_epoch"]})
-            mlflow.log_artifacts(str(Path(tmp, contract.CHECKPOINT_DIR)), contract.CHECKPOINT_DIR)
+            checkpoint = Path(tmp, contract.CHECKPOINT_DIR)
+            card.write_card(training_card(folder, model, recipe, result, seconds), checkpoint)
+            mlflow.log_artifacts(str(checkpoint), contract.CHECKPOINT_DIR)
         resumable.drop(run.info.run_id)
         click.echo(f"best validation F1 {result['best_f1']:.4f} at epoch {result['best_epoch']:g} of "
                    f"{result['epochs_run']:g} run")
         tracking.set_output(tracking.artifact_uri(run, contract.CHECKPOINT_DIR))
+
+
+def training_card(folder: str, model: str, recipe: Recipe, result: dict, seconds: float):
+    """tokenize's model card with what this training knows: the base model, the task, the recipe and the run."""
+    model_card = card.read_card(folder)
+    if not hub.looks_like_path(model):  # the Hub's base_model is a Hub id; a folder is named in the text
+        model_card.data.base_model = model
+    model_card = card.with_section(model_card, "What it is", card.task_section(model, read_task(folder)))
+    return card.with_section(model_card, "Training", card.training_section(
+        recipe.params(), result["epochs_run"], result["best_epoch"], result["best_f1"], seconds,
+        hardware.training_machine(recipe.device == "cpu"), result["precision"]))
 
 
 def resume_point(run) -> str | None:

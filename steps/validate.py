@@ -16,7 +16,9 @@ Logs:    through mlflow.models.evaluate, into this run: MLflow's classifier metr
          checks_pass_rate_<capability> and behaviour_checks.json; misclassified.json;
          format_disagreements: how many test messages the version (in its serving format and
          dtype: tag serving_format) answers differently from its fp32 checkpoint read the same
-         way; messages_per_second: the version's scoring of the test split, in this process.
+         way; messages_per_second: the version's scoring of the test split, in this process;
+         card/README.md: the version's model card with the figures and the verdict added, here and
+         in the version's run (steps/plumbing/model_card.py), and the version's description.
 Gate:    MetricThresholds checked by mlflow.validate_evaluation_results: the checks' pass rate
          reaches min_check_pass_rate (when there are checks), the thresholds hold, the task's F1 is
          at least the baseline's plus min_margin_over_baseline, and no worse than the current
@@ -37,7 +39,7 @@ from steps.core import gate
 from steps.core.errors import PipelineError
 from steps.core.specs import Gate
 from steps.core.task import read_task
-from steps.plumbing import contract, promotion, tracking, validation
+from steps.plumbing import contract, model_card, promotion, tracking, validation
 from steps.plumbing.cli import spec_from, spec_options, summary
 from steps.plumbing.evaluation import rejection_reason
 from steps.plumbing.scoring import registered_version
@@ -65,6 +67,7 @@ def main(model_uri, test_data, train_data, **options):
         evidence = validation.gather(client, name, version, task, test, train, check_set)
         click.echo(evidence.report(version))
         reason = rejection_reason(evidence.rules(thresholds), {**evidence.scores, **evidence.rates})
+        model_card.publish(client, name, version, evidence, f"rejected: {reason}." if reason else "passed the gate.")
         if reason:
             promotion.reject(client, name, version, reason)
             stays = promotion.champion_version(client, name)  # this version itself, when it is validated again

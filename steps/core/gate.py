@@ -110,14 +110,23 @@ class Evidence:
     baseline_scores: dict             # the TF-IDF baseline's on the same split
     check_results: pd.DataFrame | None = None
     champion: str | None = None       # the champion it is compared with, if any
-    champion_f1: float | None = None
+    champion_scores: dict | None = None  # its scores on the same split
     serving_format: str = "transformers"
     disagreements: int | None = None  # test texts the served format answers otherwise than the fp32 checkpoint
-    test_rows: int = 0
+    test_counts: dict = field(default_factory=dict)  # the test split's rows of each class
+    confusions: list = field(default_factory=list)   # the most frequent (true, predicted, count) mistakes
     rates: dict = field(init=False)
 
     def __post_init__(self):
         self.rates = pass_rates(self.check_results) if self.check_results is not None else {}
+
+    @property
+    def champion_f1(self) -> float | None:
+        return self.champion_scores["f1"] if self.champion_scores else None
+
+    @property
+    def test_rows(self) -> int:
+        return sum(self.test_counts.values())
 
     def rules(self, thresholds: Gate) -> list[Rule]:
         return rules(self.task, self.scores, self.check_results, thresholds, self.baseline_scores["f1"],

@@ -42,3 +42,8 @@ def cpu_description() -> str:
     flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.MULTILINE).group(1).split()) if "flags" in info else set()
     return (f"{name.group(1) if name else 'unknown CPU'}, {os.cpu_count()} logical cores; "
             + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS))
+
+
+def training_machine(on_cpu: bool) -> str:
+    """What a training ran on, for the model card: the GPU's name, or the CPU's description."""
+    return torch.cuda.get_device_name() if not on_cpu and torch.cuda.is_available() else cpu_description()

@@ -37,6 +37,7 @@ CHAMPION_ALIAS = "champion"    # validate: the best passed version
 
 # artifact layout: each step's output folder in its run, and what prepare's holds
 DATA_DIR, TOKENIZED_DIR, CHECKPOINT_DIR = "data", "tokenized", "checkpoint"
+CARD_FILE = "card/README.md"  # a registered version's model card, in its run (register's; validate rewrites it)
 
 
 def step_tag(entry_point: str, what: str = "run_id") -> str:

@@ -8,7 +8,7 @@ import time
 import mlflow
 import pandas as pd
 
-from steps.core import baseline, gate
+from steps.core import baseline, card, gate
 from steps.core.errors import PipelineError
 from steps.core.task import Task
 from steps.plumbing import contract, promotion, tracking
@@ -31,9 +31,9 @@ def format_disagreements(client, name: str, version: str, inputs, predicted, tas
     return serving_format, disagreements
 
 
-def champion_f1(client, name: str, version: str, task: Task, test: pd.DataFrame,
-                inputs) -> tuple[str | None, float | None]:
-    """The champion `version` is compared with and its F1 on the same split (None, None without
+def champion_scores(client, name: str, version: str, task: Task, test: pd.DataFrame,
+                    inputs) -> tuple[str | None, dict | None]:
+    """The champion `version` is compared with and its scores on the same split (None, None without
     one), scoring the version's own `inputs` (task.model_input of `test`) rather than making them
     again. A champion of another task cannot be compared: the version is rejected, in one line."""
     champion = promotion.current_champion(client, name, version)
@@ -47,7 +47,7 @@ def champion_f1(client, name: str, version: str, task: Task, test: pd.DataFrame,
         raise PipelineError(f"{name} version {version} not promoted: {reason}; champion stays at version {champion}")
     champion_predict = load_model(f"models:/{name}/{champion}").predict
     return champion, evaluate(task, test["text"], test["label"], *predict(champion_predict, inputs, task),
-                              "champion_")["f1"]
+                              "champion_")
 
 
 def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, train: pd.DataFrame,
@@ -74,8 +74,9 @@ def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, trai
     if check_set is not None:
         check_results = gate.check_results(check_set, *predict(model.predict, task.model_input(check_set), task), task)
         mlflow.log_table(check_results, "behaviour_checks.json")
-    champion, champion_score = champion_f1(client, name, version, task, test, inputs)
-    evidence = gate.Evidence(task, scores, baseline_scores, check_results, champion, champion_score, serving_format,
-                             disagreements, len(test))
+    champion, champion_scored = champion_scores(client, name, version, task, test, inputs)
+    test_counts = {label: int((test["label"] == i).sum()) for i, label in enumerate(task.labels)}
+    evidence = gate.Evidence(task, scores, baseline_scores, check_results, champion, champion_scored, serving_format,
+                             disagreements, test_counts, card.confused_pairs(task, test["label"], predicted))
     mlflow.log_metrics(evidence.rates)
     return evidence

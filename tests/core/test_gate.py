@@ -42,8 +42,8 @@ def test_gate_passes_a_good_version_no_worse_than_champion():
 
 def test_validates_one_line_report_reads_the_evidence():
     evidence = gate.Evidence(SMS, {"accuracy": 0.98, "f1": 0.9, "roc_auc": 0.99}, {"f1": 0.88},
-                             checked([True] * 3 + [False]), champion="2", champion_f1=0.91, serving_format="onnx",
-                             disagreements=1, test_rows=200)
+                             checked([True] * 3 + [False]), champion="2", champion_scores={"f1": 0.91},
+                             serving_format="onnx", disagreements=1, test_counts={"ham": 170, "spam": 30})
     assert evidence.report("3") == ("version 3: accuracy 0.9800, f1 0.9000, roc_auc 0.9900 (spam F1 as f1); checks "
                                     "passed 3/4 (prize 75%); baseline F1 0.8800; champion version 2 F1 0.9100; "
                                     "onnx: 1 of 200 test messages answered otherwise than by the fp32 checkpoint")

@@ -1,0 +1,49 @@
+"""A registered version's model card after validate: the card register logged in the version's run
+(contract.CARD_FILE), with validate's figures and verdict added (steps/core/card.py), written back
+there and into validate's run, and the version's description set to its summary. Written before
+any alias moves: a card that cannot be written fails the step."""
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from steps.core import card
+from steps.core.errors import PipelineError
+from steps.core.gate import Evidence
+from steps.plumbing import contract
+
+
+def version_card(client, run_id: str):
+    """The card in the version's run; an empty one for a version registered before cards were."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=contract.CARD_FILE, dst_path=tmp)
+        except (MlflowException, OSError):
+            return card.read_card(tmp)
+        return card.read_card(Path(path).parent)
+
+
+def publish(client, name: str, version: str, evidence: Evidence, verdict: str) -> None:
+    run_id = client.get_model_version(name, version).run_id
+    model_card = card.with_section(version_card(client, run_id), "Evaluation", card.evaluation_section(evidence,
+                                                                                                      verdict))
+    if limit := card.few_rows_limit(evidence.test_counts):
+        model_card = card.with_limits(model_card, limit)
+    datasets = model_card.data.datasets or ["unknown"]
+    model_card = card.with_results(model_card, f"{name} version {version}", datasets[0], evidence.scores)
+    folder, file = contract.CARD_FILE.rsplit("/", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, file)
+        path.write_text(str(model_card), encoding="utf-8")
+        try:
+            client.log_artifact(run_id, str(path), folder)
+            mlflow.log_artifact(str(path), folder)
+        except (MlflowException, OSError) as err:
+            raise PipelineError(f"cannot write the model card of {name} version {version} into run {run_id} "
+                                f"({str(err).splitlines()[0][:160]}): make the artifact store writable and run "
+                                "validate again; the version is neither promoted nor rejected") from None
+    client.update_model_version(name, version, card.summary(
+        model_card, name, version, f"Test {evidence.task.f1_name} {evidence.scores['f1']:.4f} (TF-IDF baseline "
+        f"{evidence.baseline_scores['f1']:.4f}); {verdict}"))
