@@ -96,13 +96,14 @@ def lineage(checkpoint_uri: str, register_run) -> dict[str, str]:
     return {key: value for key, value in tags.items() if value}
 
 
-def register(model_uri: str, name: str, tags: dict[str, str], model_card):
+def register(model_uri: str, name: str, tags: dict[str, str], model_card, run):
     """A new version with its tags, its description (the card's summary) and the candidate alias, or no
     version at all."""
     version = mlflow.register_model(model_uri, name, tags=tags)
     try:
         MlflowClient().update_model_version(name, version.version, card.summary(
-            model_card, name, version.version, "Not validated yet."))
+            model_card, name, version.version, "Not validated yet.",
+            card.card_page(run.info.experiment_id, run.info.run_id, contract.CARD_FILE)))
         MlflowClient().set_registered_model_alias(name, contract.CANDIDATE_ALIAS, version.version)
     except Exception:
         MlflowClient().delete_model_version(name, version.version)
@@ -138,7 +139,7 @@ def main(checkpoint, registered_model_name, **options):
         mlflow.log_text(str(model_card), contract.CARD_FILE)
         version = register(model_info.model_uri, registered_model_name,
                            {**lineage(checkpoint, mlflow.get_run(run.info.run_id)),
-                            contract.FORMAT_TAG: serving_format}, model_card)
+                            contract.FORMAT_TAG: serving_format}, model_card, run)
         click.echo(f"registered {registered_model_name} version {version.version} ({serving_format}; alias "
                    f"{contract.CANDIDATE_ALIAS})")
         tracking.set_output(f"models:/{registered_model_name}/{version.version}")

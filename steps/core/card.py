@@ -112,13 +112,17 @@ def task_section(base_model: str, task: Task) -> str:
 def training_section(recipe: dict, epochs_run: float, best_epoch: float, best_f1: float, seconds: float,
                      machine: str, precision: str) -> str:
     """train's part: how it was trained, every recipe setting, and how long it took where."""
-    return (f"{epochs_run:g} epochs run, the best (kept) epoch {best_epoch:g} with validation F1 {best_f1:.4f}; "
+    return (f"{epochs_run:g} epoch{'' if epochs_run == 1 else 's'} run, the best (kept) epoch {best_epoch:g} with validation F1 {best_f1:.4f}; "
             f"{seconds / 60:.1f} min on {machine}, {precision}.\n\n"
             + table(["setting", "value"], [[f"`{name}`", f"`{value}`"] for name, value in recipe.items()]))
 
 
 def reading_limit(max_length: int, long_text: str, fraction_cut: float) -> str:
     """tokenize's part: what a long text loses."""
+    if not fraction_cut:
+        return (f"No text of the data was longer than {max_length} tokens; a longer one is "
+                + ("read whole, in windows whose answers are averaged." if long_text == "chunks" else
+                   f"cut to its {'start' if long_text == 'head' else 'start and end'}."))
     if long_text == "chunks":
         return (f"{fraction_cut:.0%} of the texts were longer than {max_length} tokens; every text is read "
                 "whole, in windows whose answers are averaged (a signal in one window is diluted by the rest).")
@@ -181,9 +185,15 @@ def with_results(card: ModelCard, name: str, dataset: str, scores: dict) -> Mode
     return card
 
 
-def summary(card: ModelCard, name: str, version: str, status: str) -> str:
-    """The registry description's one paragraph: what the version is, from what, and how it stands."""
+def summary(card: ModelCard, name: str, version: str, status: str, card_page: str) -> str:
+    """The registry description's one paragraph: what the version is, from what, how it stands, and
+    a link to the whole card (`card_page`: its page in the MLflow UI, relative to the UI's root)."""
     first = split_sections(card.text).get("What it is", "").splitlines()[0:1]
     return (f"{name} version {version}: {first[0] if first else 'a text classifier.'} "
             f"Data: {', '.join(card.data.datasets or ['unknown'])}. {status} "
-            "The model card (README.md, Hub format) is the artifact card/README.md of this version's run.")
+            f"[The model card]({card_page}) (README.md in the Hub's format) is an artifact of this version's run.")
+
+
+def card_page(experiment_id: str, run_id: str, path: str) -> str:
+    """The MLflow UI's page of a run's artifact, as a link within the UI."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}"

@@ -46,4 +46,5 @@ def publish(client, name: str, version: str, evidence: Evidence, verdict: str) -
                                 "validate again; the version is neither promoted nor rejected") from None
     client.update_model_version(name, version, card.summary(
         model_card, name, version, f"Test {evidence.task.f1_name} {evidence.scores['f1']:.4f} (TF-IDF baseline "
-        f"{evidence.baseline_scores['f1']:.4f}); {verdict}"))
+        f"{evidence.baseline_scores['f1']:.4f}); {verdict}",
+        card.card_page(client.get_run(run_id).info.experiment_id, run_id, contract.CARD_FILE)))

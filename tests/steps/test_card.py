@@ -42,7 +42,7 @@ def test_each_step_adds_its_part_and_the_figures_are_the_runs_own(tracking, regi
     [train_run] = runs_in(tracking, "tests", "params.tokenized LIKE '%'")
     assert f"validation F1 {train_run.data.metrics['best_validation_f1']:.4f}" in sections["Training"]
     assert "| `learning_rate` | `0.003` |" in sections["Training"] and "Latin" in sections["Training data"]
-    assert "longer than 32 tokens: the model reads only the start" in sections["Limits"]
+    assert sections["Limits"] == "- No text of the data was longer than 32 tokens; a longer one is cut to its start."
 
     output_of(validate.main, "--model-uri", version, "--test-data", f"{data}/test.parquet", "--checks", tiny_checks,
               *GATE)
@@ -83,7 +83,9 @@ def test_a_card_that_cannot_be_written_fails_validate_and_moves_nothing(tracking
     assert_one_line_error(result, "cannot write the model card of carded version 1", "Read-only file system",
                           "make the artifact store writable")
     model_version = tracking.get_model_version("carded", number)
-    assert model_version.description.endswith("Not validated yet. The model card (README.md, Hub format) is the "
-                                              "artifact card/README.md of this version's run.")
+    run = tracking.get_run(model_version.run_id)
+    assert model_version.description.endswith(
+        f"Not validated yet. [The model card](#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}/artifacts/"
+        "card/README.md) (README.md in the Hub's format) is an artifact of this version's run.")
     assert contract.STATUS_TAG not in model_version.tags
     assert contract.CHAMPION_ALIAS not in tracking.get_registered_model("carded").aliases
