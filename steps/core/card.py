@@ -150,8 +150,9 @@ def evaluation_section(evidence, verdict: str) -> str:
     if evidence.champion_scores:
         versions.append((f"champion (version {evidence.champion})", evidence.champion_scores))
     task = evidence.task
+    shown = [key for key in PROJECT_NAMES if key in evidence.scores and (key != "macro_f1" or task.is_binary)]
     overall = [[PROJECT_NAMES[key]] + [f"{scores[key]:.4f}" if key in scores else "" for _, scores in versions]
-               for key in PROJECT_NAMES if key in evidence.scores]
+               for key in shown]  # macro F1 is the f1 of a task of more classes: one row
     per_class = [[f"F1 `{label}` ({evidence.test_counts.get(label, '?')} test rows)"]
                  + [f"{scores.get(f'f1_{metric_key(label)}', float('nan')):.4f}" for _, scores in versions]
                  for label in task.labels]

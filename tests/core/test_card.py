@@ -3,7 +3,7 @@ them, a step run again rewriting its own part, and the figures a card derives fr
 
 from huggingface_hub import ModelCard
 
-from steps.core import card
+from steps.core import card, gate
 from steps.core.task import Task
 
 TOPICS = Task(("food", "law", "love"))
@@ -41,3 +41,17 @@ def test_the_summary_says_what_the_version_is_and_links_its_card():
         "topics version 3: A text classifier of topics. Data: fortunes.csv. Passed. [The model card]"
         "(#/experiments/1/runs/abc/artifacts/card/README.md) (README.md in the Hub's format) is an artifact of this "
         "version's run.")
+
+
+def test_the_evaluation_sets_the_version_beside_the_baseline_and_the_champion():
+    scores = {"accuracy": 0.8, "f1": 0.75, "macro_f1": 0.75, "f1_food": 0.7, "f1_law": 0.9, "f1_love": 0.65}
+    evidence = gate.Evidence(TOPICS, scores, {"accuracy": 0.6, "f1": 0.5, "f1_food": 0.4, "f1_law": 0.6, "f1_love": 0.5},
+                             champion="2", champion_scores={**scores, "f1": 0.74, "f1_food": 0.72},
+                             test_counts={"food": 40, "law": 41, "love": 12}, confusions=[("food", "law", 5)])
+    section = card.evaluation_section(evidence, "rejected: test macro F1 0.7500 < min_f1 0.8.")
+    assert section.splitlines()[0] == "On the held-out test split (93 rows; f1 is the macro F1):"
+    assert "|  | this version | TF-IDF baseline | champion (version 2) |" in section
+    assert "| f1 | 0.7500 | 0.5000 | 0.7400 |" in section and "| macro F1 |" not in section  # one row: it is the f1
+    assert "| F1 `food` (40 test rows) | 0.7000 | 0.4000 | 0.7200 |" in section
+    assert "Most confused: `food` read as `law` 5x." in section and "Behaviour checks" not in section
+    assert section.endswith("**Verdict:** rejected: test macro F1 0.7500 < min_f1 0.8.")
