@@ -25,6 +25,9 @@ class Recipe:
     group_by_length: bool = setting(True, "Batch messages of similar length together (less padding).")
     eval_batch_size: int = setting(64, "Batch size of the per-epoch validation.", min=1)
     device: str = setting("auto", "auto: a GPU when there is one; cpu: the CPU even then.", choices=("auto", "cpu"))
+    class_weights: str = setting("none", "balanced: weigh each class's loss by the inverse of its share of the "
+                                         "training split (scikit-learn's balanced weights); none: every text alike.",
+                                 choices=("none", "balanced"))
     early_stopping_patience: int = setting(0, "Stop after this many epochs without a better validation score (the "
                                               "best epoch is kept); 0: train every epoch.", min=0)
 

@@ -8,7 +8,10 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
 from datasets import load_from_disk
+from sklearn.utils.class_weight import compute_class_weight
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                           EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
                           set_seed)
@@ -51,6 +54,18 @@ class ProgressLines(TrainerCallback):
                   f"({state.global_step / state.max_steps:.0%} of training), loss {logs['loss']:.4f}; "
                   f"{datetime.timedelta(seconds=round(elapsed))} elapsed, "
                   f"about {datetime.timedelta(seconds=round(left))} left", flush=True)
+
+
+def weighted_cross_entropy(labels, count: int):
+    """`compute_loss_func` for the Trainer: cross-entropy with scikit-learn's balanced class weights
+    (n / (classes x n_class)) from the training labels, so a rare class counts as much as a common one."""
+    weights = torch.tensor(compute_class_weight("balanced", classes=np.arange(count), y=np.asarray(labels)),
+                           dtype=torch.float32)
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs.logits.float()
+        return torch.nn.functional.cross_entropy(logits, labels, weight=weights.to(logits.device))
+    return loss
 
 
 def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str, recipe: Recipe, *,
@@ -112,6 +127,8 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
         data_collator=DataCollatorWithPadding(tokenizer),  # pad each batch to its longest message
         # with long_text=chunks, each validation text is scored as served: its windows' mean
         compute_metrics=trainer_metrics(task, list(tokenized["validation"]["document"]) if chunks else None),
+        compute_loss_func=(weighted_cross_entropy(tokenized["train"]["label"], len(task.labels))
+                           if recipe.class_weights == "balanced" else None),
     )
     trainer.remove_callback(PrinterCallback)
     stopping = (EarlyStoppingCallback(recipe.early_stopping_patience),) if recipe.early_stopping_patience else ()

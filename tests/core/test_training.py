@@ -4,8 +4,10 @@ stopping stops, keeps the best epoch, and goes on counting where a resumed train
 import dataclasses
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, TrainerCallback
 
@@ -14,7 +16,7 @@ from steps.core.errors import PipelineError
 from steps.core.reading import Reading
 from steps.core.recipe import Recipe
 from steps.core.task import infer_task
-from steps.core.training import epochs_run, fine_tune
+from steps.core.training import epochs_run, fine_tune, weighted_cross_entropy
 from steps.plumbing import contract
 
 # A learning rate too small to move the weights: the validation F1 never improves after the first
@@ -78,3 +80,19 @@ def test_a_patience_that_could_never_stop_the_training_is_one_line(epochs, patie
                                             rf"epochs={epochs}: lower the patience below epochs"):
         Recipe(epochs=epochs, early_stopping_patience=patience).check()
     Recipe(epochs=epochs, early_stopping_patience=epochs - 1).check()
+
+
+def test_balanced_class_weights_weigh_a_rare_class_by_the_inverse_of_its_share():
+    loss = weighted_cross_entropy([0, 0, 0, 1], 2)  # weights 4 / (2 x 3) and 4 / (2 x 1)
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 1])
+    each = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    expected = (2 / 3 * each[0] + 2 * each[1]) / (2 / 3 + 2)
+    assert loss(SimpleNamespace(logits=logits), labels).item() == pytest.approx(expected.item())
+
+
+def test_train_with_balanced_weights_trains_on_the_weighted_loss(splits, tiny_model, tmp_path):
+    recipe = dataclasses.replace(FROZEN, epochs=1, learning_rate=1e-3)
+    first_loss = {weights: train(splits, tiny_model, tmp_path / weights, dataclasses.replace(
+        recipe, class_weights=weights)).state.log_history[0]["loss"] for weights in ("none", "balanced")}
+    assert first_loss["none"] != pytest.approx(first_loss["balanced"], rel=1e-3)  # the same first batch, weighed
