@@ -9,7 +9,7 @@ Logs:    artifacts data/{train,validation,test}.parquet (text, text_pair for a p
          data/task.json (the labels in id order, the positive label, how scores are averaged, a
          pair's column names: every later step reads
          the task from here); data/README.md, the model card's start (steps/core/card.py: the
-         data set, its digest, each split's class counts, the training texts' scripts); the cleaned data set as an MLflow dataset input; counts and each
+         data set, its digest, each split's class counts; the training texts' scripts in its limits); the cleaned data set as an MLflow dataset input; counts and each
          split's class shares (<split>_<label>_fraction) as metrics; params num_labels, label_names.
 Output:  runs:/<run id>/data
 """
@@ -62,6 +62,7 @@ def main(dataset, seed, **options):
             write_task(task, folder)
             data_card = card.with_section(card.new_card(source_dataset.name), "Training data", card.data_section(
                 source_dataset.name, source_dataset.digest, splits, task))
+            data_card = card.with_limits(data_card, card.language_limit(splits["train"]["text"]))
             card.write_card(data_card, folder)
             mlflow.log_artifacts(str(folder), contract.DATA_DIR)
         tracking.set_output(tracking.artifact_uri(run, contract.DATA_DIR))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import click
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from transformers import pipeline
 
@@ -136,7 +137,12 @@ def main(checkpoint, registered_model_name, **options):
         mlflow.set_tag(contract.FORMAT_TAG, serving_format)
         model_card = card.with_section(card.read_card(folder), "Serving", card.serving_section(
             serving_format, mlflow.get_run(run.info.run_id).data.tags.get("dtype", ""), batch_size))
-        mlflow.log_text(str(model_card), contract.CARD_FILE)
+        try:
+            mlflow.log_text(str(model_card), contract.CARD_FILE)
+        except (MlflowException, OSError) as err:
+            raise PipelineError(f"cannot write the model card into run {run.info.run_id} "
+                                f"({str(err).splitlines()[0][:160]}): make the artifact store writable and "
+                                "register again; no version was registered") from None
         version = register(model_info.model_uri, registered_model_name,
                            {**lineage(checkpoint, mlflow.get_run(run.info.run_id)),
                             contract.FORMAT_TAG: serving_format}, model_card, run)

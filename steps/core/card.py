@@ -91,9 +91,13 @@ def data_section(dataset: str, digest: str, splits: dict[str, pd.DataFrame], tas
     counts = [[label] + [int((part["label"] == i).sum()) for part in splits.values()]
               for i, label in enumerate(task.labels)]
     return (f"Data set `{dataset}` (digest `{digest}`), {task.inputs_name}, split stratified:\n\n"
-            + table(["class", *splits], counts + [["**all**", *(len(part) for part in splits.values())]])
-            + f"\n\nLetters of the training texts by script: {scripts(splits['train']['text'])} (the language "
-              "itself is not detected).")
+            + table(["class", *splits], counts + [["**all**", *(len(part) for part in splits.values())]]))
+
+
+def language_limit(texts) -> str:
+    """prepare's limit: what can be said of the training texts' language."""
+    return (f"Its training texts' letters by script: {scripts(texts)} (the language itself is not detected); "
+            "texts in other scripts or languages are outside what it learned.")
 
 
 def task_section(base_model: str, task: Task) -> str:

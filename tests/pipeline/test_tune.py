@@ -28,7 +28,7 @@ def test_search_logs_each_trial_as_a_nested_run_and_the_best(tracking, tokenized
     assert sorted(run.info.run_name for run in trials) == ["trial 0", "trial 1", "trial 2"]
     for trial in trials:
         assert set(tune.suggest(optuna.trial.FixedTrial(
-            {"learning_rate": 1e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0, "weight_decay": 0}))) \
+            {"learning_rate": 1e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0, "weight_decay": 0}), 0)) \
             <= set(trial.data.params)
         assert trial.data.tags["trial_state"] in ("complete", "pruned") and trial.info.status == "FINISHED"
         assert len(tracking.get_metric_history(trial.info.run_id, "eval_f1")) >= 1  # per-epoch validation curve
