@@ -27,7 +27,6 @@ from pathlib import Path
 
 import click
 import mlflow
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from transformers import pipeline
 
@@ -36,6 +35,7 @@ from steps.core.errors import PipelineError
 from steps.core.specs import Serving
 from steps.core.task import FILE as TASK_FILE, read_task
 from steps.plumbing import contract, tracking
+from steps.plumbing import model_card as model_card_store
 from steps.plumbing.cli import spec_from, spec_options, summary
 from steps.plumbing.scoring import TASK_METADATA
 from steps.plumbing.serving import log_served_model
@@ -123,6 +123,7 @@ def main(checkpoint, registered_model_name, **options):
         tracking.carry_data_digest(checkpoint)
         folder = tracking.download(checkpoint, "the checkpoint")
         task = checkpoint_task(folder)
+        dtype = ""  # the ONNX formats' weights are in their format's name
         if serving_format != "transformers":
             model_info = log_served_model(folder, serving_format, task, batch_size)
         else:
@@ -136,13 +137,9 @@ def main(checkpoint, registered_model_name, **options):
                 model_info = log_served_model(folder, "torch", task, batch_size, dtype=dtype)
         mlflow.set_tag(contract.FORMAT_TAG, serving_format)
         model_card = card.with_section(card.read_card(folder), "Serving", card.serving_section(
-            serving_format, mlflow.get_run(run.info.run_id).data.tags.get("dtype", ""), batch_size))
-        try:
+            serving_format, dtype, batch_size))
+        with model_card_store.writing(f"into run {run.info.run_id}", "register again; no version was registered"):
             mlflow.log_text(str(model_card), contract.CARD_FILE)
-        except (MlflowException, OSError) as err:
-            raise PipelineError(f"cannot write the model card into run {run.info.run_id} "
-                                f"({str(err).splitlines()[0][:160]}): make the artifact store writable and "
-                                "register again; no version was registered") from None
         version = register(model_info.model_uri, registered_model_name,
                            {**lineage(checkpoint, mlflow.get_run(run.info.run_id)),
                             contract.FORMAT_TAG: serving_format}, model_card, run)

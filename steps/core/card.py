@@ -21,7 +21,7 @@ LIMITS = "Limits"
 # the sections in the order a reader wants them, whichever step wrote each
 ORDER = ("What it is", "Training data", "Training", "Serving", "Evaluation", LIMITS)
 FEW_TEST_ROWS = 30  # a class with fewer test rows has an F1 that one row moves by several points
-PROJECT_NAMES = {"accuracy": "accuracy", "f1": "f1", "macro_f1": "macro F1", "roc_auc": "ROC AUC"}
+FIGURES = {"accuracy": "accuracy", "f1": "f1", "macro_f1": "macro F1", "roc_auc": "ROC AUC"}  # metric: its name here
 
 
 def new_card(dataset: str) -> ModelCard:
@@ -116,8 +116,8 @@ def task_section(base_model: str, task: Task) -> str:
 def training_section(recipe: dict, epochs_run: float, best_epoch: float, best_f1: float, seconds: float,
                      machine: str, precision: str) -> str:
     """train's part: how it was trained, every recipe setting, and how long it took where."""
-    return (f"{epochs_run:g} epoch{'' if epochs_run == 1 else 's'} run, the best (kept) epoch {best_epoch:g} with validation F1 {best_f1:.4f}; "
-            f"{seconds / 60:.1f} min on {machine}, {precision}.\n\n"
+    return (f"{epochs_run:g} epoch{'' if epochs_run == 1 else 's'} run, the best (kept) epoch {best_epoch:g} with "
+            f"validation F1 {best_f1:.4f}; {seconds / 60:.1f} min on {machine}, {precision}.\n\n"
             + table(["setting", "value"], [[f"`{name}`", f"`{value}`"] for name, value in recipe.items()]))
 
 
@@ -154,8 +154,8 @@ def evaluation_section(evidence, verdict: str) -> str:
     if evidence.champion_scores:
         versions.append((f"champion (version {evidence.champion})", evidence.champion_scores))
     task = evidence.task
-    shown = [key for key in PROJECT_NAMES if key in evidence.scores and (key != "macro_f1" or task.is_binary)]
-    overall = [[PROJECT_NAMES[key]] + [f"{scores[key]:.4f}" if key in scores else "" for _, scores in versions]
+    shown = [key for key in FIGURES if key in evidence.scores and (key != "macro_f1" or task.is_binary)]
+    overall = [[FIGURES[key]] + [f"{scores[key]:.4f}" if key in scores else "" for _, scores in versions]
                for key in shown]  # macro F1 is the f1 of a task of more classes: one row
     per_class = [[f"F1 `{label}` ({evidence.test_counts.get(label, '?')} test rows)"]
                  + [f"{scores.get(f'f1_{metric_key(label)}', float('nan')):.4f}" for _, scores in versions]
@@ -181,12 +181,13 @@ def few_rows_limit(test_counts: dict[str, int]) -> str | None:
             + ", ".join(f"`{label}` {count}" for label, count in few.items()) + ".")
 
 
-def with_results(card: ModelCard, name: str, dataset: str, scores: dict) -> ModelCard:
-    """The card's model-index: the test figures, as the Hub reads them."""
+def with_results(card: ModelCard, name: str, scores: dict) -> ModelCard:
+    """The card's model-index: the test figures on its data set, as the Hub reads them."""
+    dataset = (card.data.datasets or ["unknown"])[0]
     card.data.model_name = name
     card.data.eval_results = [EvalResult(task_type="text-classification", dataset_type=dataset, dataset_name=dataset,
                                          dataset_split="test", metric_type=key, metric_value=round(scores[key], 4))
-                              for key in PROJECT_NAMES if key in scores]
+                              for key in FIGURES if key in scores]
     return card
 
 

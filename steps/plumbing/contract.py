@@ -5,6 +5,7 @@ types them."""
 # prepare's output, declared with the code that writes it: its split files and the task file
 from steps.core.data import SPLITS, split_file  # noqa: F401
 from steps.core.task import FILE as TASK_FILE  # noqa: F401
+from steps.core.card import FILE as CARD_NAME  # noqa: F401
 
 # MLflow's own run tags
 COMMIT_TAG = "mlflow.source.git.commit"
@@ -37,7 +38,9 @@ CHAMPION_ALIAS = "champion"    # validate: the best passed version
 
 # artifact layout: each step's output folder in its run, and what prepare's holds
 DATA_DIR, TOKENIZED_DIR, CHECKPOINT_DIR = "data", "tokenized", "checkpoint"
-CARD_FILE = "card/README.md"  # a registered version's model card, in its run (register's; validate rewrites it)
+# a registered version's model card, in its run (register's; validate rewrites it)
+CARD_DIR = "card"
+CARD_FILE = f"{CARD_DIR}/{CARD_NAME}"
 
 
 def step_tag(entry_point: str, what: str = "run_id") -> str:
