@@ -127,10 +127,11 @@ def reading_limit(max_length: int, long_text: str, fraction_cut: float) -> str:
         return (f"No text of the data was longer than {max_length} tokens; a longer one is "
                 + ("read whole, in windows whose answers are averaged." if long_text == "chunks" else
                    f"cut to its {'start' if long_text == 'head' else 'start and end'}."))
+    share = f"{fraction_cut:.0%}" if fraction_cut >= 0.01 else f"{fraction_cut:.2%}"  # not "0%" for a few texts
     if long_text == "chunks":
-        return (f"{fraction_cut:.0%} of the texts were longer than {max_length} tokens; every text is read "
+        return (f"{share} of the texts were longer than {max_length} tokens; every text is read "
                 "whole, in windows whose answers are averaged (a signal in one window is diluted by the rest).")
-    return (f"{fraction_cut:.0%} of the texts were longer than {max_length} tokens: the model reads only "
+    return (f"{share} of the texts were longer than {max_length} tokens: the model reads only "
             f"{'the start' if long_text == 'head' else 'the start and the end'} of a longer text.")
 
 

@@ -55,3 +55,9 @@ def test_the_evaluation_sets_the_version_beside_the_baseline_and_the_champion():
     assert "| F1 `food` (40 test rows) | 0.7000 | 0.4000 | 0.7200 |" in section
     assert "Most confused: `food` read as `law` 5x." in section and "Behaviour checks" not in section
     assert section.endswith("**Verdict:** rejected: test macro F1 0.7500 < min_f1 0.8.")
+
+
+def test_the_long_text_limit_never_rounds_a_few_cut_texts_to_none():
+    assert card.reading_limit(128, "head", 0.0013).startswith("0.13% of the texts were longer than 128 tokens")
+    assert card.reading_limit(128, "head_tail", 0.87) == (
+        "87% of the texts were longer than 128 tokens: the model reads only the start and the end of a longer text.")
