@@ -138,7 +138,7 @@ def log_models(folder: str) -> dict[str, str]:
         uris[f"{name} (batch {BATCH_SIZE})"] = serving.log_served_model(
             folder, name, read_task(folder), BATCH_SIZE, name=name).model_uri
     uris[FLOOR] = mlflow.pyfunc.log_model(name="server-alone", python_model=FirstLabel(),
-                                          signature=serving.signature(BATCH_SIZE),
+                                          signature=serving.signature(BATCH_SIZE, read_task(folder)),
                                           model_config={"label": read_task(folder).labels[0]},
                                           input_example=list(serving.INPUT_EXAMPLE),
                                           pip_requirements=["mlflow"]).model_uri

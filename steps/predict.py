@@ -13,8 +13,9 @@ Logs:    the input as an MLflow dataset (tag data_digest), rows, messages_per_se
          model's task, the task's metrics (accuracy, precision, recall, f1, macro_f1, roc_auc,
          and each class's precision_/recall_/f1_<label>).
 Output:  the output path or URI. Its rows are the input's, in order, with every input column
-         kept and predicted_label and score (the probability of that label) added; with
-         class_scores, score_<label> too: each class's probability.
+         kept and predicted_label and score (the probability of that label) added (a multi-label
+         model: predicted_tags, each text's list of tags; in a CSV joined by the training data's
+         separator); with class_scores, score_<label> too: each class's (tag's) probability.
 """
 
 import datetime
@@ -100,7 +101,7 @@ def score_with_spark(model_uri: str, inputs, task: Task):
     finally:
         spark.stop()
     probabilities = from_spark(scored.sort_values("row")["scores"], task)
-    return probabilities.argmax(axis=1), probabilities
+    return task.decide(probabilities), probabilities
 
 
 def write_table(frame: pd.DataFrame, output: str) -> None:
@@ -148,14 +149,20 @@ def main(model_uri, input, output, engine, text_column, batch_size, class_scores
                                     else score_with_pandas(load_model(version_uri), inputs, batch_size, task))
         rate = len(inputs) / (time.perf_counter() - start)
         mlflow.log_metrics({"rows": len(inputs), "messages_per_second": rate})
-        scored = table.assign(predicted_label=[task.labels[p] for p in predicted], score=probabilities.max(axis=1))
+        if task.multi_label:  # a list a text; in a CSV, its tags joined as the training data wrote them
+            tags = task.named(predicted)
+            scored = table.assign(predicted_tags=[task.label_separator.join(row) for row in tags]
+                                  if output.lower().endswith(".csv") else tags)
+        else:
+            scored = table.assign(predicted_label=task.named(predicted), score=probabilities.max(axis=1))
         if class_scores:
             scored = scored.assign(**{f"score_{metric_key(label)}": probabilities[:, i]
                                       for i, label in enumerate(task.labels)})
         write_table(scored, output)
         summary = f"{len(inputs)} messages scored with {name} version {version} ({engine}, {rate:.0f} msg/s)"
         if label:
-            scores = classification_metrics(task, task.ids(table[label], input_uri), predicted, probabilities)
+            scores = classification_metrics(task, task.targets(task.ids(table[label], input_uri)), predicted,
+                                            probabilities)
             mlflow.log_metrics(scores)
             summary += "; against its labels: " + ", ".join(f"{key} {scores[key]:.4f}" for key in HEADLINE
                                                             if key in scores)

@@ -2,10 +2,12 @@
 
 Inputs:  dataset (Hub id, local file/folder, or a URI MLflow can download), text_column (one
          column, or `first,second`: a text pair), label_column, labels (optional,
-         comma-separated: the label set and its order),
+         comma-separated: the label set and its order), label_separator (a multi-label CSV's
+         character between a text's tags; a column of lists needs none),
          positive_label (binary tasks; default spam for ham/spam, else the less frequent class),
          test_size, validation_size, seed.
-Logs:    artifacts data/{train,validation,test}.parquet (text, text_pair for a pair, label id) and
+Logs:    artifacts data/{train,validation,test}.parquet (text, text_pair for a pair, label id; a
+         multi-label task's label a list of 0/1 a tag) and
          data/task.json (the labels in id order, the positive label, how scores are averaged, a
          pair's column names: every later step reads
          the task from here); data/README.md, the model card's start (steps/core/card.py: the
@@ -50,7 +52,8 @@ def main(dataset, seed, **options):
             mlflow.log_metrics({f"{name}_{metric_key(label)}_fraction": count / len(part)
                                 for label, count in data.class_balance(part, task).items()})
         click.echo(f"{counts['rows_read']} rows read, {counts['empty_dropped']} empty and "
-                   f"{counts['duplicates_dropped']} repeated texts dropped; {len(task.labels)} classes, scored by "
+                   f"{counts['duplicates_dropped']} repeated texts dropped; {task.kind}"
+                   + (f" ({counts['untagged']} texts without any, kept)" if task.multi_label else "") + ", scored by "
                    f"{task.f1_name}; " + ", ".join(f"{n} {len(p)} ({data.class_balance(p, task)})"
                                                    for n, p in splits.items()))
 

@@ -10,7 +10,8 @@ Logs:    a text-classification pipeline with mlflow.transformers.log_model (sign
          params, input example, model_config with truncation at the trained max_length,
          torch_dtype, explicit pip requirements, the task from the checkpoint's task.json in the
          model's metadata: it answers the task's class names, id2label from the task); tag
-         dtype. With long_text head_tail or chunks or text pairs (which the pipeline cannot read) or with
+         dtype. With long_text head_tail or chunks or text pairs (which the pipeline cannot read), a
+         multi-label task (whose lists of tags its pyfunc cannot answer), or with
          serving_format onnx or onnx-int8 instead, the project's own pyfunc model
          (steps/served/model.py: the checkpoint in torch, or in ONNX Runtime), which takes and
          answers what the transformers one does (the same for a text-pair task, whose
@@ -129,11 +130,11 @@ def main(checkpoint, registered_model_name, **options):
         else:
             dtype = serving_dtype(serving.serving_dtype, device)
             mlflow.set_tag("dtype", dtype)
-            if task.read_as.long_text == "head" and not task.pair_columns:
+            if task.read_as.long_text == "head" and not task.pair_columns and not task.multi_label:
                 model_info = mlflow.transformers.log_model(
                     name="model",
                     **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
-            else:  # the pipeline reads one text's head only: the same checkpoint in torch, read as trained
+            else:  # the pipeline reads one text's head only and answers one label: the checkpoint in torch
                 model_info = log_served_model(folder, "torch", task, batch_size, dtype=dtype)
         mlflow.set_tag(contract.FORMAT_TAG, serving_format)
         model_card = card.with_section(card.read_card(folder), "Serving", card.serving_section(

@@ -2,12 +2,14 @@
 
 Inputs:  tokenized (URI of tokenize's output), model (Hub id or local folder), the recipe
          (steps/core/recipe.py: epochs, batch_size, learning_rate, weight_decay, warmup_ratio,
-         seed, precision, group_by_length, eval_batch_size, device, early_stopping_patience); to scale out (accelerate's
+         seed, precision, group_by_length, eval_batch_size, device, class_weights, thresholds,
+         early_stopping_patience); to scale out (accelerate's
          names): num_processes (all machines together), num_machines, machine_rank,
          main_process_ip, main_process_port. More than one process: the training runs
          data-parallel through torch.distributed's launcher; machine 0 logs the one run.
          resume: go on from the last epoch of an unfinished run with the same params and commit.
 Logs:    epochs_run (fewer than epochs when early_stopping_patience stopped it), best_epoch;
+         with thresholds=tuned (multi-label), threshold_<tag>, also stored in the checkpoint's task.json;
          per-step training loss and learning rate; per-epoch validation loss, accuracy, the
          task's precision, recall and F1 (the positive class's, or macro), macro_f1, each class's
          precision_/recall_/f1_<label> and ROC AUC (through the Trainer's MLflow callback);
@@ -21,8 +23,8 @@ Logs:    epochs_run (fewer than epochs when early_stopping_patience stopped it),
 Output:  runs:/<run id>/checkpoint
 """
 
+import dataclasses
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -34,8 +36,9 @@ from mlflow.tracking import MlflowClient
 from steps.core import card, hardware, hub
 from steps.core.errors import PipelineError
 from steps.core.recipe import Recipe
-from steps.core.task import FILE as TASK_FILE, read_task
-from steps.core.training import epochs_run, fine_tune, read_tokenized
+from steps.core.metrics import tuned_thresholds
+from steps.core.task import metric_key, read_task, write_task
+from steps.core.training import epochs_run, fine_tune, read_tokenized, tokenized_task, validation_answers
 from steps.plumbing import contract, environment, launch, resumable, tracking
 from steps.plumbing.cli import process_options, spec_from, spec_options, summary
 
@@ -55,13 +58,16 @@ def train_process(folder: str, model_name: str, output_dir: str, recipe: Recipe,
     datasets, tokenizer, task = read_tokenized(Path(folder))
     trainer = fine_tune(datasets, tokenizer, model_name, task, str(Path(output_dir, "trainer")), recipe,
                         report_to="mlflow", callbacks=(resumable.LogEachEpoch(),), resume_from=resume_from)
+    if recipe.thresholds == "tuned":  # each tag's, on the validation texts, with the best epoch's weights
+        task = dataclasses.replace(task, thresholds=tuned_thresholds(*validation_answers(trainer, datasets, task)))
     checkpoint = Path(output_dir, contract.CHECKPOINT_DIR)
     trainer.save_model(str(checkpoint))  # the best epoch, with its tokenizer
     if not trainer.is_world_process_zero():
         return None
-    shutil.copy(Path(folder, TASK_FILE), checkpoint)  # register stores it in the model's metadata
+    write_task(task, checkpoint)  # register stores it in the model's metadata
     epochs, best_epoch = epochs_run(trainer)
     return {"best_f1": trainer.state.best_metric, "epochs_run": epochs, "best_epoch": best_epoch,
+            "thresholds": dict(zip(task.labels, task.thresholds or ())),
             "training_args": trainer.args.to_dict(),
             "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32"}
 
@@ -86,6 +92,7 @@ def main(tokenized, model, resume, num_processes, num_machines, machine_rank, ma
         tracking.carry_data_digest(tokenized)
         mlflow.log_param("effective_batch_size", recipe.batch_size * num_processes)
         folder = tracking.download(tokenized, "the tokenized splits")
+        recipe.check_task(tokenized_task(Path(folder)).multi_label)
         resume_from = resume_point(run) if resume and num_machines == 1 else None
         if processes.distributed:  # the first process joins this run through the Trainer's MLflow callback
             os.environ.update(MLFLOW_RUN_ID=run.info.run_id, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri())
@@ -98,7 +105,8 @@ def main(tokenized, model, resume, num_processes, num_machines, machine_rank, ma
             mlflow.set_tag("precision", result["precision"])
             mlflow.log_dict(result["training_args"], "training_args.json")
             mlflow.log_metrics({"best_validation_f1": result["best_f1"], "epochs_run": result["epochs_run"],
-                                "best_epoch": result["best_epoch"]})
+                                "best_epoch": result["best_epoch"],
+                                **{f"threshold_{metric_key(tag)}": cut for tag, cut in result["thresholds"].items()}})
             checkpoint = Path(tmp, contract.CHECKPOINT_DIR)
             card.write_card(training_card(folder, model, recipe, result, seconds), checkpoint)
             mlflow.log_artifacts(str(checkpoint), contract.CHECKPOINT_DIR)

@@ -333,6 +333,27 @@ def tickets(per_class: int = 40, seed: int = 1) -> list[tuple[str, str]]:
     return rows
 
 
+# A ticket may be several kinds at once: one sentence of each of its kinds (none: a neutral one).
+NEUTRAL_TICKETS = ["Hello, a question about my {plan} plan on my {device}", "Hi {agent}, writing about my account "
+                   "this {period}", "Quick note from the {plan} team about {feature} on the {device}"]
+TAG_SETS = [(), ("billing",), ("bug",), ("praise",), ("billing", "bug"), ("bug", "praise"), ("billing", "praise"),
+            ("billing", "bug", "praise")]
+
+
+def tagged_tickets(count: int = 200, seed: int = 2) -> list[tuple[str, str]]:
+    """(tags joined by "|", text) pairs: `count` distinct tickets carrying none, one or several of
+    TICKETS' kinds."""
+    rng, rows, seen = random.Random(seed), [], set()
+    while len(rows) < count:
+        tags = rng.choice(TAG_SETS)
+        text = " ".join(rng.choice(TICKETS[tag]) for tag in tags) or rng.choice(NEUTRAL_TICKETS)
+        text = text.format(**{key: rng.choice(words) for key, words in TICKET_WORDS.items()})
+        if text not in seen:
+            seen.add(text)
+            rows.append(("|".join(tags), text))
+    return rows
+
+
 # Texts users send: nothing, blanks, emoji only, another script, one word, and far more than any window.
 ODD_TEXTS = ["", "   \n\t", "😀🎉🔥", "Привет, как дела? 你好吗", "ok", "word " * 4000]
 

@@ -21,7 +21,8 @@ LIMITS = "Limits"
 # the sections in the order a reader wants them, whichever step wrote each
 ORDER = ("What it is", "Training data", "Training", "Serving", "Evaluation", LIMITS)
 FEW_TEST_ROWS = 30  # a class with fewer test rows has an F1 that one row moves by several points
-FIGURES = {"accuracy": "accuracy", "f1": "f1", "macro_f1": "macro F1", "roc_auc": "ROC AUC"}  # metric: its name here
+FIGURES = {"accuracy": "accuracy", "f1": "f1", "macro_f1": "macro F1", "micro_f1": "micro F1",
+           "hamming_loss": "Hamming loss", "roc_auc": "ROC AUC"}  # metric: its name here
 
 
 def new_card(dataset: str) -> ModelCard:
@@ -87,11 +88,15 @@ def scripts(texts, sample_chars: int = 200_000) -> str:
 
 
 def data_section(dataset: str, digest: str, splits: dict[str, pd.DataFrame], task: Task) -> str:
-    """prepare's part: where the rows came from, and each split's size and class counts."""
-    counts = [[label] + [int((part["label"] == i).sum()) for part in splits.values()]
-              for i, label in enumerate(task.labels)]
+    """prepare's part: where the rows came from, and each split's size and class (tag) counts."""
+    per_split = [task.counts(part["label"]) for part in splits.values()]
+    counts = [[label] + [found[label] for found in per_split] for label in task.labels]
+    if task.multi_label:
+        counts.append(["(no tag)"] + [int((task.targets(part["label"]).sum(axis=1) == 0).sum())
+                                      for part in splits.values()])
     return (f"Data set `{dataset}` (digest `{digest}`), {task.inputs_name}, split stratified:\n\n"
-            + table(["class", *splits], counts + [["**all**", *(len(part) for part in splits.values())]]))
+            + table(["tag" if task.multi_label else "class", *splits],
+                    counts + [["**all**", *(len(part) for part in splits.values())]]))
 
 
 def language_limit(texts) -> str:
@@ -103,7 +108,10 @@ def language_limit(texts) -> str:
 def task_section(base_model: str, task: Task) -> str:
     """train's part: what the model is."""
     scored = (f"binary; scored by the F1 of `{task.positive_label}`" if task.is_binary
-              else f"{len(task.labels)} classes, one a text; scored by macro F1")
+              else f"{len(task.labels)} tags, any number a text, each answered at probability "
+                   + (", ".join(f"`{label}` {cut:g}" for label, cut in zip(task.labels, task.cutoffs))
+                      if task.thresholds else f"{task.cutoffs[0]:g}") + "; scored by macro F1 over the tags"
+              if task.multi_label else f"{len(task.labels)} classes, one a text; scored by macro F1")
     reading = task.read_as
     return "\n".join([
         f"A text classifier fine-tuned from `{base_model}` on {task.inputs_name}.", "",
@@ -142,9 +150,14 @@ def serving_section(serving_format: str, dtype: str, batch_size: int) -> str:
 
 
 def confused_pairs(task: Task, labels, predicted, shown: int = 3) -> list[tuple[str, str, int]]:
-    """The most frequent (true, predicted) confusions of the test split."""
-    pairs = collections.Counter((task.labels[t], task.labels[p]) for t, p in zip(np.asarray(labels),
-                                                                                  np.asarray(predicted)) if t != p)
+    """The most frequent (true, predicted) confusions of the test split; multi-label: a tag missed
+    in a text that got another it does not carry."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    if task.multi_label:
+        pairs = collections.Counter((task.labels[t], task.labels[p]) for truth, guess in zip(labels, predicted)
+                                    for t in np.flatnonzero(truth > guess) for p in np.flatnonzero(guess > truth))
+    else:
+        pairs = collections.Counter((task.labels[t], task.labels[p]) for t, p in zip(labels, predicted) if t != p)
     return [(true, guess, count) for (true, guess), count in pairs.most_common(shown)]
 
 
@@ -156,7 +169,8 @@ def evaluation_section(evidence, verdict: str) -> str:
         versions.append((f"champion (version {evidence.champion})", evidence.champion_scores))
     task = evidence.task
     shown = [key for key in FIGURES if key in evidence.scores and (key != "macro_f1" or task.is_binary)]
-    overall = [[FIGURES[key]] + [f"{scores[key]:.4f}" if key in scores else "" for _, scores in versions]
+    overall = [["subset accuracy" if key == "accuracy" and task.multi_label else FIGURES[key]]
+               + [f"{scores[key]:.4f}" if key in scores else "" for _, scores in versions]
                for key in shown]  # macro F1 is the f1 of a task of more classes: one row
     per_class = [[f"F1 `{label}` ({evidence.test_counts.get(label, '?')} test rows)"]
                  + [f"{scores.get(f'f1_{metric_key(label)}', float('nan')):.4f}" for _, scores in versions]

@@ -1,6 +1,6 @@
-"""Pure data functions for `prepare`: read a table, find its columns, name its labels, drop
-empty and repeated texts, split stratified, and the whole of it (`prepare`). No MLflow, no
-command line."""
+"""Pure data functions for `prepare`: read a table, find its columns, name its labels (or each
+text's tags), drop empty and repeated texts, split stratified, and the whole of it (`prepare`).
+No MLflow, no command line."""
 
 import csv
 import dataclasses
@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 
 from steps.core.errors import PipelineError
 from steps.core.specs import Preparation
-from steps.core.task import Task, check_splittable, infer_task, label_names
+from steps.core.task import Task, check_splittable, infer_tags, infer_task, is_tag_column, label_names, tag_lists
 
 # Column names seen in public copies of the SMS spam data (Hub, UCI, Kaggle's spam.csv).
 TEXT_COLUMNS = ("text", "sms", "message", "messages", "content", "body", "v2")
@@ -121,16 +121,20 @@ def text_values(table: pd.DataFrame, column: str) -> pd.Series:
     return values.fillna("").astype(str)
 
 
-def normalise(table: pd.DataFrame, text_column: str = "", label_column: str = "") -> tuple[pd.DataFrame, tuple]:
-    """A frame of `text` (str), for a pair task `text_pair` too, and `label` (the label's name, see
-    task.label_names); and the data's text column names (two for a pair)."""
+def normalise(table: pd.DataFrame, text_column: str = "", label_column: str = "",
+              label_separator: str = "") -> tuple[pd.DataFrame, tuple]:
+    """A frame of `text` (str), for a pair task `text_pair` too, and `label`: the label's name (see
+    task.label_names), or for a multi-label column (lists, or label_separator given) a tuple of the
+    row's tags; and the data's text column names (two for a pair)."""
     text_columns = find_text_columns(table.columns, text_column)
     label_column = pick_column(table.columns, label_column, LABEL_COLUMNS, "label", "label_column")
     frame = pd.DataFrame(dict(zip(("text", "text_pair"), (text_values(table, column) for column in text_columns))))
     if "text_pair" in frame and (frame["text_pair"].str.strip() == "").all():
         raise PipelineError(f"the pair's second column '{text_columns[1]}' is empty in every row: set text_column "
                             "to the two columns that hold the texts, or to one column")
-    return frame.assign(label=label_names(table[label_column])), text_columns
+    labels = table[label_column]
+    return frame.assign(label=tag_lists(labels, label_separator) if is_tag_column(labels, label_separator)
+                        else label_names(labels)), text_columns
 
 
 def drop_empty_and_repeated(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -146,35 +150,59 @@ def drop_empty_and_repeated(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return unique, counts
 
 
+def rarest_tags(tags: pd.Series, smallest: int) -> pd.Series:
+    """A multi-label split's strata: each row's rarest tag (a text without tags, its own stratum),
+    so that every tag's rarest rows are shared out like a class's; a stratum under `smallest` rows
+    joins the largest. (Measured against iterative stratification in docs/labels.md.)"""
+    counts = tags.explode().value_counts()
+    strata = tags.map(lambda row: min(row, key=lambda tag: (counts[tag], tag)) if row else "")
+    sizes = strata.value_counts()
+    return strata.where(strata.map(sizes) >= smallest, sizes.index[0])
+
+
 def split_stratified(frame: pd.DataFrame, test_size: float, validation_size: float,
                      seed: int) -> dict[str, pd.DataFrame]:
-    """train/validation/test with the class balance of the whole; sizes are fractions of the whole."""
+    """train/validation/test with the class (or tag) balance of the whole; sizes are fractions of the whole."""
     if not (0 < test_size < 1 and 0 < validation_size < 1 and test_size + validation_size < 1):
         raise PipelineError(f"test_size ({test_size}) and validation_size ({validation_size}) must be "
                             "fractions above 0 whose sum is below 1")
-    check_splittable(frame["label"].value_counts(), test_size, validation_size)
-    rest, test = train_test_split(frame, test_size=test_size, stratify=frame["label"], random_state=seed)
+    multi_label = frame["label"].map(lambda row: isinstance(row, tuple)).all()
+    counts = frame["label"].explode().value_counts() if multi_label else frame["label"].value_counts()
+    check_splittable(counts, test_size, validation_size, "tag" if multi_label else "class")
+    strata = rarest_tags(frame["label"], 3) if multi_label else frame["label"]
+    rest, test = train_test_split(frame, test_size=test_size, stratify=strata, random_state=seed)
     train, validation = train_test_split(rest, test_size=validation_size / (1 - test_size),
-                                         stratify=rest["label"], random_state=seed)
-    return {name: part.reset_index(drop=True)
-            for name, part in (("train", train), ("validation", validation), ("test", test))}
+                                         stratify=strata[rest.index], random_state=seed)
+    splits = {name: part.reset_index(drop=True)
+              for name, part in (("train", train), ("validation", validation), ("test", test))}
+    for name, part in splits.items():
+        absent = counts.index.difference(part["label"].explode().dropna().unique()) if multi_label else []
+        if len(absent):
+            raise PipelineError(f"tag '{absent[0]}' ({counts[absent[0]]} rows) has no row in the {name} split: add "
+                                "rows with it, remove it, or raise test_size/validation_size")
+    return splits
 
 
 def class_balance(frame: pd.DataFrame, task: Task) -> dict[str, int]:
-    counts = frame["label"].value_counts()
-    return {name: int(counts.get(i, 0)) for i, name in enumerate(task.labels)}
+    return task.counts(frame["label"])
 
 
 def prepare(raw: pd.DataFrame, preparation: Preparation,
             seed: int) -> tuple[pd.DataFrame, Task, dict[str, pd.DataFrame], dict]:
     """The cleaned frame (label names), its task, its splits (label ids), and the counts of what was dropped."""
-    frame, text_columns = normalise(raw, preparation.text_column, preparation.label_column)
+    frame, text_columns = normalise(raw, preparation.text_column, preparation.label_column,
+                                    preparation.label_separator)
     clean, counts = drop_empty_and_repeated(frame)
-    task = infer_task(clean["label"], preparation.labels, preparation.positive_label)
+    if is_tag_column(clean["label"], preparation.label_separator):
+        task = infer_tags(clean["label"], preparation.label_separator, preparation.labels, preparation.positive_label)
+        counts["untagged"] = int((clean["label"].map(len) == 0).sum())  # kept: "none of the tags" is an answer too
+    else:
+        task = infer_task(clean["label"], preparation.labels, preparation.positive_label)
     splits = split_stratified(clean, preparation.test_size, preparation.validation_size, seed)
-    firsts = splits["train"].groupby("label", sort=False).first()
+    # the input example: a text of each of the first classes (multi-label: the first texts)
+    firsts = (splits["train"].head(EXAMPLES) if task.multi_label
+              else splits["train"].groupby("label", sort=False).first().loc[list(task.labels[:EXAMPLES])])
     pair = "text_pair" in clean
-    examples = tuple((firsts.at[label, "text"], firsts.at[label, "text_pair"]) if pair else firsts.at[label, "text"]
-                     for label in task.labels[:EXAMPLES])
+    examples = tuple((row.text, row.text_pair) if pair else row.text for row in firsts.itertuples())
     task = dataclasses.replace(task, examples=examples, pair_columns=text_columns if pair else None)
     return clean, task, {name: part.assign(label=task.ids(part["label"])) for name, part in splits.items()}, counts

@@ -22,7 +22,7 @@ from steps.core.task import Task, metric_key
 SMS_CHECKS = str(Path(__file__).resolve().parents[1] / "checks" / "behaviour.csv")  # steps/checks/
 UNGROUPED = "all"  # the capability of every row of a checks file without a capability column
 FAILED_SHOWN = 8   # failed messages named in a rejection reason; the rest are in behaviour_checks.json
-REPORTED = ("accuracy", "precision", "recall", "f1", "macro_f1", "roc_auc")  # in validate's one line
+REPORTED = ("accuracy", "precision", "recall", "f1", "macro_f1", "micro_f1", "hamming_loss", "roc_auc")  # validate's line
 
 
 @dataclass(frozen=True)
@@ -37,22 +37,25 @@ def default_checks(task: Task) -> str | None:
 
 
 def read_checks(path: str, task: Task) -> pd.DataFrame:
-    """A checks file (CSV/JSON/Parquet of text, expected label and optional capability; a pair
-    task's two text columns under the data's names) as `text` (and `text_pair`), `label` (the
-    task's ids) and `capability` columns."""
+    """A checks file (CSV/JSON/Parquet of text, expected label (a multi-label task: the expected
+    tags, a list or joined by its separator) and optional capability; a pair task's two text
+    columns under the data's names) as `text` (and `text_pair`), `label` (as the task's splits hold
+    it) and `capability` columns."""
     table = data.read_table(path, "checks")
-    checks, _ = data.normalise(table, ",".join(task.pair_columns or ()))
+    checks, _ = data.normalise(table, ",".join(task.pair_columns or ()),
+                               label_separator=task.label_separator if task.multi_label else "")
     capability = table["capability"].astype(str) if "capability" in table.columns else UNGROUPED
     return checks.assign(label=task.ids(checks["label"], f"checks file {path}"), capability=capability)
 
 
 def check_results(checks: pd.DataFrame, predicted, probabilities, task: Task) -> pd.DataFrame:
-    """Each check with what the model predicted, its probability of each class, and whether it was expected."""
+    """Each check with what the model predicted, its probability of each class, and whether it was
+    expected (multi-label: exactly the expected tags)."""
     scores = pd.DataFrame(np.asarray(probabilities), columns=[f"score_{metric_key(label)}" for label in task.labels])
+    expected = task.targets(checks["label"])
     return pd.concat([checks.filter(["text", "text_pair"]).reset_index(drop=True), pd.DataFrame({
-        "capability": checks["capability"].to_numpy(),
-        "expected": checks["label"].map(task.id2label).to_numpy(), "predicted": [task.labels[p] for p in predicted],
-        "passed": checks["label"].to_numpy() == np.asarray(predicted)}), scores], axis=1)
+        "capability": checks["capability"].to_numpy(), "expected": task.named(expected),
+        "predicted": task.named(predicted), "passed": ~task.wrong(expected, predicted)}), scores], axis=1)
 
 
 def metric_name(capability: str) -> str:

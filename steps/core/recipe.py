@@ -28,11 +28,20 @@ class Recipe:
     class_weights: str = setting("none", "balanced: weigh each class's loss by the inverse of its share of the "
                                          "training split (scikit-learn's balanced weights); none: every text alike.",
                                  choices=("none", "balanced"))
+    thresholds: str = setting("fixed", "Multi-label tasks: fixed answers a tag at probability 0.5; tuned picks each "
+                                       "tag's threshold for its best F1 on the validation split.",
+                              choices=("fixed", "tuned"))
     early_stopping_patience: int = setting(0, "Stop after this many epochs without a better validation score (the "
                                               "best epoch is kept); 0: train every epoch.", min=0)
 
     def params(self) -> dict[str, str]:
         return as_params(self)
+
+    def check_task(self, multi_label: bool) -> None:
+        """A one-line error for a setting that does not fit the task."""
+        if self.thresholds == "tuned" and not multi_label:
+            raise PipelineError("thresholds=tuned is for multi-label tasks (a tag's threshold); this task answers "
+                                "one class a text: leave thresholds at fixed")
 
     def check(self) -> None:
         """A one-line error for a patience that could never stop the training: the first epoch sets

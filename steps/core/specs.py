@@ -33,6 +33,8 @@ class Preparation:
     label_column: str = setting("", "Found automatically for known layouts.")
     labels: str = setting("", "Comma-separated: the label set in id order; rows with other labels are refused. "
                               "Empty: read from the data.")
+    label_separator: str = setting("", "Multi-label CSV/TSV: the character between a text's tags (e.g. '|'); a "
+                                       "label column of lists (Parquet, JSON) needs none.")
     positive_label: str = setting("", "A binary task's positive class; empty: spam for ham/spam, else the less "
                                       "frequent class.")
     test_size: float = setting(0.2, "Share of the rows held out for validate.", min=0, max=1, min_open=True,

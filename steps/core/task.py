@@ -1,5 +1,6 @@
 """The classification task, read from the data once: the label set and its order, the positive
-label of a binary task, how scores are averaged, and whether a row is one text or a pair.
+label of a binary task, whether a text carries one label or several tags (multi-label), how
+scores are averaged, and whether a row is one text or a pair.
 `prepare` writes it as task.json beside the splits; every later step reads it from there (or
 from the registered model's metadata)."""
 
@@ -9,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from steps.core.errors import PipelineError
@@ -17,6 +19,8 @@ from steps.core.reading import Reading
 FILE = "task.json"
 SMS_LABELS = ("ham", "spam")  # the demo's labels keep ham = 0, spam = 1, and spam as the positive class
 FREE_TEXT_SHARE = 0.5         # more distinct labels than this share of the rows reads as text, not classes
+TAG_SEPARATOR = "|"           # how a multi-label task writes a text's tags in one field, unless the data says otherwise
+THRESHOLD = 0.5               # a tag is answered when its probability reaches this (or its tuned threshold)
 
 
 @dataclass(frozen=True)
@@ -28,20 +32,68 @@ class Task:
     reading: Reading | None = field(default=None, compare=False)  # how tokenize read the texts (None before it)
     pair_columns: tuple[str, str] | None = None  # a text-pair task: the data's two text columns, which the
     # served model takes by name (the prepared splits hold them as `text` and `text_pair`)
+    multi_label: bool = False  # each text carries any number of the labels (its tags), each scored on its own
+    label_separator: str = field(default=TAG_SEPARATOR, compare=False)  # multi-label: between a field's tags
+    thresholds: tuple[float, ...] | None = field(default=None, compare=False)  # multi-label: each tag's, when
+    # train tuned them on the validation split (None: THRESHOLD for every tag)
 
     @property
     def is_binary(self) -> bool:
-        return len(self.labels) == 2
+        return len(self.labels) == 2 and not self.multi_label
 
     @property
     def average(self) -> str:
-        """How precision, recall and F1 are averaged: the positive class's own, or the classes' mean."""
+        """How precision, recall and F1 are averaged: the positive class's own, or the classes' (tags') mean.
+        A multi-label task is scored by macro F1 too: each tag counts alike, so a rare tag the model never
+        answers shows, where micro F1 (also logged) would be carried by the frequent ones."""
         return "binary" if self.is_binary else "macro"
 
     @property
     def f1_name(self) -> str:
         """What a reader calls the gated F1: `spam F1`, or `macro F1`."""
         return f"{self.positive_label} F1" if self.is_binary else "macro F1"
+
+    @property
+    def kind(self) -> str:
+        """What the labels are, for messages: `2 classes`, `5 tags`."""
+        return f"{len(self.labels)} {'tags' if self.multi_label else 'classes'}"
+
+    @property
+    def cutoffs(self) -> np.ndarray:
+        """A multi-label task's decision thresholds, one a tag."""
+        return np.asarray(self.thresholds or (THRESHOLD,) * len(self.labels))
+
+    def decide(self, probabilities) -> np.ndarray:
+        """The answers to rows of label probabilities: the likeliest class's id, or (multi-label) a row
+        of 0/1 a tag, 1 where its probability reaches its threshold."""
+        probabilities = np.asarray(probabilities)
+        if self.multi_label:
+            return (probabilities >= self.cutoffs).astype("int64")
+        return probabilities.argmax(axis=1)
+
+    def targets(self, labels) -> np.ndarray:
+        """A split's label column as arrays: ids, or (multi-label) an n x tags matrix of 0/1."""
+        labels = list(labels)
+        if self.multi_label:
+            return np.array(labels, dtype="int64").reshape(len(labels), len(self.labels))
+        return np.asarray(labels, dtype="int64")
+
+    def named(self, answers) -> list:
+        """Answers (ids, or 0/1 rows) as label names: one a text, or (multi-label) a list of its tags."""
+        if self.multi_label:
+            return [[label for label, on in zip(self.labels, row) if on] for row in np.asarray(answers)]
+        return [self.labels[i] for i in np.asarray(answers)]
+
+    def counts(self, labels) -> dict[str, int]:
+        """Rows of each class (or carrying each tag) in a split's label column."""
+        targets = self.targets(labels)
+        found = targets.sum(axis=0) if self.multi_label else np.bincount(targets, minlength=len(self.labels))
+        return {label: int(n) for label, n in zip(self.labels, found)}
+
+    def wrong(self, labels, answers) -> np.ndarray:
+        """Which rows are answered otherwise than labelled (multi-label: any tag missed or added)."""
+        differs = np.asarray(labels) != np.asarray(answers)
+        return differs.any(axis=1) if differs.ndim == 2 else differs
 
     @property
     def positive_id(self) -> int | None:
@@ -74,14 +126,18 @@ class Task:
         return {"labels": list(self.labels), "positive_label": self.positive_label, "average": self.average,
                 "examples": [list(example) if self.pair_columns else example for example in self.examples],
                 **({"reading": asdict(self.reading)} if self.reading else {}),
-                **({"pair_columns": list(self.pair_columns)} if self.pair_columns else {})}
+                **({"pair_columns": list(self.pair_columns)} if self.pair_columns else {}),
+                **({"multi_label": True, "label_separator": self.label_separator} if self.multi_label else {}),
+                **({"thresholds": list(self.thresholds)} if self.thresholds else {})}
 
     @classmethod
     def from_dict(cls, fields: dict) -> "Task":
         reading = Reading(**fields["reading"]) if "reading" in fields else None
         pair_columns = tuple(fields["pair_columns"]) if "pair_columns" in fields else None
         examples = tuple(tuple(example) if pair_columns else example for example in fields.get("examples", ()))
-        return cls(tuple(fields["labels"]), fields.get("positive_label"), examples, reading, pair_columns)
+        thresholds = tuple(fields["thresholds"]) if "thresholds" in fields else None
+        return cls(tuple(fields["labels"]), fields.get("positive_label"), examples, reading, pair_columns,
+                   fields.get("multi_label", False), fields.get("label_separator", TAG_SEPARATOR), thresholds)
 
     def model_input(self, frame: pd.DataFrame):
         """What the served model takes for the rows of a prepared split (or checks file): its texts,
@@ -91,12 +147,21 @@ class Task:
         return frame["text"]
 
     def ids(self, names: pd.Series, what: str = "the data") -> pd.Series:
-        """Label names as ids; a one-line error naming any label the task does not have."""
-        names = label_names(names)
-        unknown = names[~names.isin(self.labels)].value_counts()
+        """Label names as ids, or (multi-label) each row's tags (a list, or a field of tags joined by the
+        task's separator) as a list of 0/1 a tag; a one-line error naming any label the task does not have."""
+        if self.multi_label:
+            tags = tag_lists(names, self.label_separator, what)
+            unknown = tags.explode().dropna()
+            unknown = unknown[~unknown.isin(self.labels)].value_counts()
+        else:
+            names = label_names(names)
+            unknown = names[~names.isin(self.labels)].value_counts()
         if len(unknown):
-            raise PipelineError(f"{what} has labels the task does not know: {counts_text(unknown)}; "
-                                f"the task's labels are {', '.join(self.labels)}")
+            raise PipelineError(f"{what} has {'tags' if self.multi_label else 'labels'} the task does not know: "
+                                f"{counts_text(unknown)}; the task's {'tags' if self.multi_label else 'labels'} are "
+                                f"{', '.join(self.labels)}")
+        if self.multi_label:
+            return tags.map(lambda row: [int(label in row) for label in self.labels])
         return names.map(self.label2id).astype("int64")
 
 
@@ -132,6 +197,38 @@ def label_names(values: pd.Series) -> pd.Series:
     if set(text.str.lower()) <= set(SMS_LABELS):
         return text.str.lower()
     return text
+
+
+def is_list(value) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def is_tag_column(values: pd.Series, separator: str = "") -> bool:
+    """A multi-label column: lists (Parquet, JSON arrays), or label_separator given."""
+    return bool(separator) or bool(values.map(is_list).any())
+
+
+def tag_lists(values: pd.Series, separator: str, what: str = "the label column") -> pd.Series:
+    """Each row's tags as a tuple of names: from lists, or from strings split at `separator`.
+    A missing or empty field is a text without tags. One-line errors for lists in some rows and
+    plain labels in others, and for an empty tag name."""
+    lists = values.map(is_list)
+    missing = values.map(lambda value: not is_list(value) and (value is None or value != value or
+                                                               str(value).strip() == ""))
+    if lists.any() and not (lists | missing).all():
+        plain = values[~(lists | missing)]
+        raise PipelineError(f"{what} holds lists of tags in {int(lists.sum())} rows and plain labels in {len(plain)} "
+                            f"(e.g. {plain.iloc[0]!r}): write every row's tags as a list (an empty one for none)")
+    if lists.any():
+        tags = values.map(lambda value: tuple(str(tag).strip() for tag in value) if is_list(value) else ())
+    else:
+        tags = values.map(lambda value: () if not isinstance(value, str) and (value is None or value != value) else
+                          tuple(tag.strip() for tag in str(value).split(separator)) if str(value).strip() else ())
+    empty = tags.map(lambda row: "" in row)
+    if empty.any():
+        raise PipelineError(f"{int(empty.sum())} rows of {what} name an empty tag (e.g. {values[empty].iloc[0]!r}): "
+                            f"remove the stray '{separator or ','}' or name the tag")
+    return tags.map(lambda row: tuple(dict.fromkeys(row)))  # a tag named twice in a row counts once
 
 
 def label_order(names: pd.Series) -> tuple[str, ...]:
@@ -184,14 +281,36 @@ def infer_task(labels: pd.Series, given_labels: str = "", positive_label: str = 
     return Task(order, positive_label)
 
 
-def check_splittable(counts: pd.Series, test_size: float, validation_size: float) -> None:
-    """Every class needs a row in each of train, validation and test: a one-line error naming
-    the smallest class and the row count it needs."""
+def infer_tags(values: pd.Series, separator: str, given_labels: str = "", positive_label: str = "") -> Task:
+    """The multi-label task of a label column of lists or separated tags: the tags in the order
+    given_labels fixes (comma-separated, every tag present), else alphabetically."""
+    if positive_label:
+        raise PipelineError(f"positive_label={positive_label} is for binary tasks; a multi-label task is scored by "
+                            "macro F1 over its tags: leave it empty")
+    tags = tag_lists(values, separator)
+    if separator and not tags.map(len).gt(1).any():
+        raise PipelineError(f"label_separator={separator!r} splits no label into two tags (e.g. {values.iloc[0]!r}): "
+                            "set it to the character between a row's tags, or leave it empty for one label a row")
+    counts = tags.explode().dropna().value_counts()
+    order = tuple(label.strip() for label in given_labels.split(",") if label.strip()) or tuple(sorted(counts.index))
+    other, absent = counts[~counts.index.isin(order)], [label for label in order if label not in counts.index]
+    if len(other) or absent:
+        raise PipelineError(f"labels={given_labels} does not name the data's tags ({counts_text(counts)}): list "
+                            f"each tag once{', without ' + ', '.join(absent) if absent else ''}")
+    if len(order) < 2:
+        raise PipelineError(f"the label column holds one tag only ({counts_text(counts)}): a classifier needs two "
+                            "or more; check the data, or set label_column")
+    return Task(order, multi_label=True, label_separator=separator or TAG_SEPARATOR)
+
+
+def check_splittable(counts: pd.Series, test_size: float, validation_size: float, what: str = "class") -> None:
+    """Every class (or tag) needs a row in each of train, validation and test: a one-line error
+    naming the smallest and the row count it needs."""
     smallest_share = min(test_size, validation_size, 1 - test_size - validation_size)
     needed = max(3, math.ceil(1 / smallest_share - 1e-9))
     small = counts[counts < needed]
     if len(small):
-        raise PipelineError(f"too few rows of {counts_text(small)} to split stratified into train/validation/test "
-                            f"(sizes {1 - test_size - validation_size:g}/{validation_size:g}/{test_size:g} need "
-                            f"{needed} rows of each class; all classes: {counts_text(counts)}): add rows of that "
-                            "class, remove its rows, or raise test_size/validation_size")
+        raise PipelineError(f"too few rows of {counts_text(small)} to split stratified into train/validation/"
+                            f"test (sizes {1 - test_size - validation_size:g}/{validation_size:g}/{test_size:g} need "
+                            f"{needed} rows of each {what}; all {'tags' if what == 'tag' else 'classes'}: {counts_text(counts)}): add rows of that "
+                            f"{what}, remove its rows, or raise test_size/validation_size")

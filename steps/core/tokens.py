@@ -46,6 +46,8 @@ def tokenize_splits(splits: DatasetDict, tokenizer, reading: Reading) -> tuple[D
         inputs, documents = text_classifier.encode(tokenizer, split["text"], reading.max_length, reading.long_text,
                                                    reading.stride, split["text_pair"] if pair else None)
         labels = list(split["label"])
+        if labels and isinstance(labels[0], list):  # a multi-label task's rows of 0/1: binary cross-entropy takes floats
+            labels = [[float(on) for on in row] for row in labels]
         tokenized[name] = Dataset.from_dict({**inputs, "label": [labels[d] for d in documents],
                                              "document": documents})
         stats[f"{name}_windows"] = len(documents)

@@ -21,6 +21,7 @@ from steps.core.errors import PipelineError
 from steps.core.metrics import trainer_metrics
 from steps.core.recipe import Recipe
 from steps.core.task import FILE as TASK_FILE, Task, read_task
+from steps.served import text_classifier
 
 
 class ProgressLines(TrainerCallback):
@@ -56,11 +57,22 @@ class ProgressLines(TrainerCallback):
                   f"about {datetime.timedelta(seconds=round(left))} left", flush=True)
 
 
-def weighted_cross_entropy(labels, count: int):
-    """`compute_loss_func` for the Trainer: cross-entropy with scikit-learn's balanced class weights
-    (n / (classes x n_class)) from the training labels, so a rare class counts as much as a common one."""
-    weights = torch.tensor(compute_class_weight("balanced", classes=np.arange(count), y=np.asarray(labels)),
-                           dtype=torch.float32)
+def weighted_loss(labels, count: int):
+    """`compute_loss_func` for the Trainer, from the training labels: cross-entropy with scikit-learn's
+    balanced class weights (n / (classes x n_class)), so a rare class counts as much as a common one; or,
+    for a multi-label task (rows of 0/1), binary cross-entropy with each tag's texts weighted by its
+    negatives over its positives (PyTorch's pos_weight), so a rare tag's few texts count as much as the rest."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        positives = labels.sum(axis=0)
+        pos_weight = torch.tensor((len(labels) - positives) / np.maximum(positives, 1), dtype=torch.float32)
+
+        def loss(outputs, labels, num_items_in_batch=None):
+            logits = outputs.logits.float()
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float(),
+                                                                        pos_weight=pos_weight.to(logits.device))
+        return loss
+    weights = torch.tensor(compute_class_weight("balanced", classes=np.arange(count), y=labels), dtype=torch.float32)
 
     def loss(outputs, labels, num_items_in_batch=None):
         logits = outputs.logits.float()
@@ -83,7 +95,9 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
     set_seed(recipe.seed)  # the new classification head is drawn at loading, before the Trainer seeds anything
     model = hub.load_pretrained(
         lambda name: AutoModelForSequenceClassification.from_pretrained(
-            name, num_labels=len(task.labels), label2id=task.label2id, id2label=task.id2label),
+            name, num_labels=len(task.labels), label2id=task.label2id, id2label=task.id2label,
+            # a sigmoid and binary cross-entropy a tag: Transformers' own multi-label head
+            problem_type="multi_label_classification" if task.multi_label else None),
         model_name, "model")
     args = TrainingArguments(
         output_dir=output_dir,
@@ -127,7 +141,7 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
         data_collator=DataCollatorWithPadding(tokenizer),  # pad each batch to its longest message
         # with long_text=chunks, each validation text is scored as served: its windows' mean
         compute_metrics=trainer_metrics(task, list(tokenized["validation"]["document"]) if chunks else None),
-        compute_loss_func=(weighted_cross_entropy(tokenized["train"]["label"], len(task.labels))
+        compute_loss_func=(weighted_loss(tokenized["train"]["label"], len(task.labels))
                            if recipe.class_weights == "balanced" else None),
     )
     trainer.remove_callback(PrinterCallback)
@@ -138,6 +152,19 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
     return trainer
 
 
+def validation_answers(trainer: Trainer, tokenized, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """The validation texts' labels and probabilities from the trained model, each text scored as
+    served (with chunks, the mean of its windows'). Every process must call it (it gathers)."""
+    windows = tokenized["validation"]
+    output = trainer.predict(windows)
+    probabilities = text_classifier.activate(output.predictions, task.multi_label)
+    documents = np.asarray(windows["document"])
+    count = documents.max() + 1
+    first_windows = np.unique(documents, return_index=True)[1]
+    return (task.targets(np.asarray(windows["label"])[first_windows].tolist()),
+            text_classifier.pool(probabilities, documents, count))
+
+
 def epochs_run(trainer: Trainer) -> tuple[float, float]:
     """How many epochs the training ran (fewer than asked when it stopped early), and the best one's number."""
     best = next(entry["epoch"] for entry in trainer.state.log_history
@@ -145,10 +172,15 @@ def epochs_run(trainer: Trainer) -> tuple[float, float]:
     return trainer.state.epoch, best
 
 
-def read_tokenized(folder: Path):
-    """tokenize's output folder: the tokenized splits, the tokenizer and the task."""
+def tokenized_task(folder: Path) -> Task:
+    """The task of tokenize's output folder, once the folder is seen to be one."""
     if not (folder / "dataset").is_dir() or not (folder / "tokenizer").is_dir() or not (folder / TASK_FILE).exists():
         raise PipelineError(f"{folder} has no dataset/, tokenizer/ and {TASK_FILE}: pass the output URI of "
                             "tokenize as tokenized")
-    return (load_from_disk(str(folder / "dataset")), AutoTokenizer.from_pretrained(str(folder / "tokenizer")),
-            read_task(folder))
+    return read_task(folder)
+
+
+def read_tokenized(folder: Path):
+    """tokenize's output folder: the tokenized splits, the tokenizer and the task."""
+    task = tokenized_task(folder)
+    return load_from_disk(str(folder / "dataset")), AutoTokenizer.from_pretrained(str(folder / "tokenizer")), task

@@ -1,5 +1,6 @@
 """Scores on the test split through MLflow's classifier evaluator (`mlflow.models.evaluate`), and
-the gate's rules checked through MLflow's MetricThresholds.
+the gate's rules checked through MLflow's MetricThresholds. (A multi-label task's scores are
+scikit-learn's, logged alike: the evaluator has no multi-label mode.)
 
 The evaluator scores predictions given as a column (no model call: the project's own batched
 scoring made them), told the label list, the positive label of a binary task (MLflow otherwise
@@ -25,7 +26,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 
 from steps.core import metrics
 from steps.core.gate import Rule
-from steps.core.task import Task
+from steps.core.task import Task, metric_key
 
 # the project's metric name -> the evaluator's
 PROJECT_NAMES = {"accuracy": "accuracy_score", "precision": "precision_score", "recall": "recall_score",
@@ -44,9 +45,28 @@ def roc_auc_metric(task: Task):
     return make_metric(eval_fn=roc_auc, greater_is_better=True, name="roc_auc")
 
 
+def evaluate_tags(task: Task, labels, predicted, probabilities, prefix: str) -> dict[str, float]:
+    """A multi-label task's evaluation (MLflow's classifier evaluator has none): scikit-learn's
+    metrics logged with the prefix, and a table of each tag's test texts, threshold, precision,
+    recall and F1 (`<prefix>per_tag_metrics.json`), the tags read at a glance."""
+    scores = metrics.classification_metrics(task, labels, predicted, probabilities)
+    mlflow.log_metrics({prefix + name: value for name, value in scores.items()})
+    keys = [metric_key(tag) for tag in task.labels]
+    mlflow.log_table(pd.DataFrame({"tag": task.labels, "test_texts": np.asarray(labels).sum(axis=0),
+                                   "threshold": task.cutoffs,
+                                   **{name: [scores[f"{name}_{key}"] for key in keys]
+                                      for name in ("precision", "recall", "f1")}}).sort_values("f1", ascending=False),
+                     f"{prefix}per_tag_metrics.json")
+    return scores
+
+
 def evaluate(task: Task, texts, labels, predicted, probabilities, prefix: str) -> dict[str, float]:
-    """Evaluate label ids `predicted` (with the class probabilities) against `labels` into the
-    active run, metric names prefixed; the project's metrics by their short names."""
+    """Evaluate answers `predicted` (label ids, or a multi-label task's rows of 0/1; with the
+    probabilities) against a split's `labels` into the active run, metric names prefixed; the
+    project's metrics by their short names."""
+    labels = task.targets(labels)
+    if task.multi_label:
+        return evaluate_tags(task, labels, predicted, probabilities, prefix)
     frame = pd.DataFrame({"text": list(texts), "label": [task.labels[i] for i in labels],
                           "predicted": [task.labels[i] for i in predicted],
                           "probabilities": list(np.asarray(probabilities))})

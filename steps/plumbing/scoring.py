@@ -96,11 +96,12 @@ def from_spark(rows, task: Task) -> np.ndarray:
 
 
 def predict(predict_batch, inputs, task: Task) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted label ids and class probabilities from a model loaded with load_model, of texts or
-    (a pair task) a frame of its two columns, as task.model_input gives them."""
+    """The answers (label ids, or a multi-label task's rows of 0/1 a tag at its thresholds) and
+    class probabilities from a model loaded with load_model, of texts or (a pair task) a frame of
+    its two columns, as task.model_input gives them."""
     output = predict_in_length_order(predict_batch, inputs)
     probabilities = class_probabilities(output.to_numpy().tolist(), task)
-    return probabilities.argmax(axis=1), probabilities
+    return task.decide(probabilities), probabilities
 
 
 def checkpoint_predict(checkpoint_dir: str, task: Task):

@@ -1,6 +1,7 @@
 """Logging the project's own served model (steps/served/model.py, from code) into the active run:
 the ONNX formats, and the torch one that reads a text as the transformers pipeline cannot
-(long_text head_tail or chunks). The model ships steps/served/text_classifier.py as its code,
+(long_text head_tail or chunks, text pairs) or answers what its pyfunc cannot (a multi-label
+task's lists of tags). The model ships steps/served/text_classifier.py as its code,
 nothing else of the project; its pip requirements are explicit (the ONNX ones without torch)."""
 
 import tempfile
@@ -12,6 +13,7 @@ import mlflow
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import Array
 import pandas as pd
 from transformers import AutoConfig, AutoTokenizer
 
@@ -27,13 +29,19 @@ PIP_REQUIREMENTS = {
 }
 
 
-def signature(batch_size: int, pair_columns=None) -> ModelSignature:
+def signature(batch_size: int, task: Task) -> ModelSignature:
     """The transformers text-classification pyfunc's signature (for a pair, its two named text
-    columns), batch_size its only param."""
+    columns), batch_size its param; a multi-label model's answers `tags` (and score_<tag> with its
+    param tag_scores)."""
+    pair_columns = task.pair_columns
     inputs = [ColSpec(DataType.string, name) for name in pair_columns] if pair_columns else [ColSpec(DataType.string)]
-    return ModelSignature(inputs=Schema(inputs),
-                          outputs=Schema([ColSpec(DataType.string, "label"), ColSpec(DataType.double, "score")]),
-                          params=ParamSchema([ParamSpec("batch_size", DataType.long, batch_size)]))
+    params = [ParamSpec("batch_size", DataType.long, batch_size)]
+    if task.multi_label:
+        outputs = [ColSpec(Array(DataType.string), "tags")]
+        params.append(ParamSpec("tag_scores", DataType.boolean, False))
+    else:
+        outputs = [ColSpec(DataType.string, "label"), ColSpec(DataType.double, "score")]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=ParamSchema(params))
 
 
 def save_tokenizer(checkpoint_dir: str, folder: Path) -> Path:
@@ -58,7 +66,8 @@ def log_served_model(checkpoint_dir: str, runtime: str, task: Task, batch_size: 
     `load_model(uri, model_config={"top_k": None})` can set it: MLflow applies only the load-time
     keys that the logged model_config has."""
     model_config = {"batch_size": batch_size, "top_k": "", **asdict(task.read_as), "dtype": dtype,
-                    "intra_op_num_threads": 0, "pair_columns": list(task.pair_columns or ())}
+                    "intra_op_num_threads": 0, "pair_columns": list(task.pair_columns or ()),
+                    "thresholds": task.cutoffs.tolist() if task.multi_label else []}
     metadata = {TASK_METADATA: task.to_dict()}
     with tempfile.TemporaryDirectory() as folder:
         if runtime == "torch":
@@ -74,7 +83,7 @@ def log_served_model(checkpoint_dir: str, runtime: str, task: Task, batch_size: 
         requirements = PIP_REQUIREMENTS["torch" if runtime == "torch" else "onnx"]
         return mlflow.pyfunc.log_model(
             name=name, python_model=str(SERVED / "model.py"), code_paths=[text_classifier.__file__],
-            artifacts=artifacts, signature=signature(batch_size, task.pair_columns),
+            artifacts=artifacts, signature=signature(batch_size, task),
             input_example=(input_example(task), {"batch_size": batch_size}),
             model_config=model_config, pip_requirements=[f"{package}=={version(package).split('+')[0]}"
                                                          for package in requirements],

@@ -26,7 +26,7 @@ def format_disagreements(client, name: str, version: str, inputs, predicted, tas
         return serving_format, None
     checkpoint = tracking.download(tags[contract.CHECKPOINT_TAG], "the version's checkpoint")
     reference, _ = predict(checkpoint_predict(checkpoint, task), inputs, task)
-    disagreements = int((reference != predicted).sum())
+    disagreements = int(task.wrong(reference, predicted).sum())
     mlflow.log_metric("format_disagreements", disagreements)
     return serving_format, disagreements
 
@@ -45,8 +45,8 @@ def champion_scores(client, name: str, version: str, task: Task, test: pd.DataFr
                   f"version {', '.join(task.labels)}: register a new label set under another registered_model_name")
         promotion.reject(client, name, version, reason)
         raise PipelineError(f"{name} version {version} not promoted: {reason}; champion stays at version {champion}")
-    champion_predict = load_model(f"models:/{name}/{champion}").predict
-    return champion, evaluate(task, test["text"], test["label"], *predict(champion_predict, inputs, task),
+    champion_predict = load_model(f"models:/{name}/{champion}").predict  # answering at its own thresholds
+    return champion, evaluate(task, test["text"], test["label"], *predict(champion_predict, inputs, champion_task),
                               "champion_")
 
 
@@ -59,24 +59,25 @@ def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, trai
         raise PipelineError(f"{name} version {version} answers labels {', '.join(trained_on.labels)} of "
                             f"{trained_on.inputs_name}, the test data has {', '.join(task.labels)} of "
                             f"{task.inputs_name}: validate it on the output of its own prepare")
+    task = trained_on  # the same labels, and a multi-label version's own thresholds
     model = load_model(f"models:/{name}/{version}")
     start = time.perf_counter()
     inputs = task.model_input(test)
     predicted, probabilities = predict(model.predict, inputs, task)
     mlflow.log_metric("messages_per_second", len(test) / (time.perf_counter() - start))
     scores = evaluate(task, test["text"], test["label"], predicted, probabilities, "test_")
-    mlflow.log_table(test.assign(predicted=predicted, probability=probabilities.max(axis=1))
-                     [predicted != test["label"].to_numpy()], "misclassified.json")
+    labels = task.targets(test["label"])
+    mlflow.log_table(test.assign(predicted=task.named(predicted), probability=probabilities.max(axis=1))
+                     [task.wrong(labels, predicted)], "misclassified.json")
     serving_format, disagreements = format_disagreements(client, name, version, inputs, predicted, trained_on)
-    baseline_scores = evaluate(task, test["text"], test["label"], *baseline.baseline_predictions(train, test),
+    baseline_scores = evaluate(task, test["text"], test["label"], *baseline.baseline_predictions(train, test, task),
                                "baseline_")
     check_results = None
     if check_set is not None:
         check_results = gate.check_results(check_set, *predict(model.predict, task.model_input(check_set), task), task)
         mlflow.log_table(check_results, "behaviour_checks.json")
     champion, champion_scored = champion_scores(client, name, version, task, test, inputs)
-    test_counts = {label: int((test["label"] == i).sum()) for i, label in enumerate(task.labels)}
     evidence = gate.Evidence(task, scores, baseline_scores, check_results, champion, champion_scored, serving_format,
-                             disagreements, test_counts, card.confused_pairs(task, test["label"], predicted))
+                             disagreements, task.counts(test["label"]), card.confused_pairs(task, labels, predicted))
     mlflow.log_metrics(evidence.rates)
     return evidence

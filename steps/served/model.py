@@ -10,7 +10,10 @@ Takes:   texts (a list, one string, a Series, or the one-column DataFrame MLflow
          of its two columns (model_config's pair_columns); param batch_size.
 Answers: a DataFrame of `label` and `score` (that label's probability), one row per text, in
          input order; with model_config top_k set (None: every class), one column per rank
-         instead, each a {"label", "score"} dict, best first. Each text is read as the model was
+         instead, each a {"label", "score"} dict, best first. A multi-label model answers `tags`
+         instead, each text's list of the tags whose probability reaches their threshold
+         (model_config's thresholds), and with param tag_scores each tag's probability as
+         score_<tag>; with top_k set it answers as above, a tag's probability its own. Each text is read as the model was
          trained (model_config's max_length, long_text and stride).
 """
 
@@ -25,9 +28,8 @@ except ImportError:  # while register logs the model from the project
 
 class TextClassifier(mlflow.pyfunc.PythonModel):
     """model_config: max_length, long_text, stride (the reading), pair_columns ("" for single
-    texts), batch_size, top_k (as the
-    transformers pipeline's), dtype (torch) and intra_op_num_threads (ONNX Runtime; 0: one per
-    physical core)."""
+    texts), batch_size, top_k (as the transformers pipeline's), thresholds (a multi-label model's,
+    one a tag), dtype (torch) and intra_op_num_threads (ONNX Runtime; 0: one per physical core)."""
 
     def load_context(self, context):
         self.config = dict(context.model_config)
@@ -46,6 +48,9 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
         batch_size = (params or {}).get("batch_size") or self.config["batch_size"]
         texts, pairs = text_classifier.texts_of(model_input, self.config.get("pair_columns"))
         probabilities = self.scorer.probabilities(texts, batch_size, pairs)
+        if self.scorer.multi_label and self.config["top_k"] == "":
+            return text_classifier.tags_answer(probabilities, self.scorer.labels, self.config["thresholds"],
+                                               bool((params or {}).get("tag_scores")))
         return text_classifier.answer(probabilities, self.scorer.labels, self.config["top_k"])
 
 

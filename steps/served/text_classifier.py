@@ -1,7 +1,7 @@
 """A fine-tuned text classifier's reading and scoring, the same in training and serving: which
 tokens of a text longer than the model's window it reads, how a text's windows are scored (in
 ONNX Runtime or in torch) and pooled into its answer, and the answer in the shape of MLflow's
-transformers text-classification pyfunc. tokenize cuts the training texts with `encode`; the
+transformers text-classification pyfunc (a multi-label model's: each text's list of tags). tokenize cuts the training texts with `encode`; the
 served model (model.py beside this file) reads every request with it. Imports nothing of
 `steps`: it ships inside each registered model as its code.
 
@@ -93,6 +93,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def activate(logits: np.ndarray, multi_label: bool = False) -> np.ndarray:
+    """Logits as probabilities: the classes' (softmax), or each tag's own (sigmoid) for a multi-label model."""
+    if multi_label:
+        return 1 / (1 + np.exp(-logits.astype(np.float64)))
+    return softmax(logits)
+
+
 def _strings(values) -> list[str]:
     return ["" if text is None else str(text) for text in values]
 
@@ -128,6 +135,17 @@ def answer(probabilities: np.ndarray, labels: list[str], top_k) -> pd.DataFrame:
                              "score": probabilities[np.arange(len(best)), best]})
     return pd.DataFrame([[{"label": labels[i], "score": float(row[i])} for i in ranks[:top_k]]
                          for row, ranks in zip(probabilities, ranked)])
+
+
+def tags_answer(probabilities: np.ndarray, labels: list[str], thresholds: list[float], tag_scores: bool) -> pd.DataFrame:
+    """A multi-label model's rows: `tags`, the list of the tags whose probability reaches their
+    threshold (in the labels' order, as predict writes them; empty when none does), and with
+    tag_scores each tag's probability as score_<tag>."""
+    answered = probabilities >= np.asarray(thresholds)
+    frame = pd.DataFrame({"tags": [[label for label, on in zip(labels, row) if on] for row in answered]})
+    if tag_scores:
+        frame = frame.assign(**{f"score_{label}": probabilities[:, i] for i, label in enumerate(labels)})
+    return frame
 
 
 def onnx_logits(path: str, threads: int):
@@ -182,6 +200,7 @@ class Scorer:
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         config = AutoConfig.from_pretrained(folder)
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self.multi_label = config.problem_type == "multi_label_classification"  # a sigmoid a tag
         self.reading = reading  # max_length, long_text, stride
 
     def probabilities(self, texts: list[str], batch_size: int, pairs: list[str] | None = None) -> np.ndarray:
@@ -194,7 +213,7 @@ class Scorer:
             batch = self.tokenizer.pad({name: [inputs[name][i] for i in rows] for name in self.input_names},
                                        return_tensors="np")
             windows[rows] = self.logits(batch)
-        return pool(softmax(windows), documents, len(texts))
+        return pool(activate(windows, self.multi_label), documents, len(texts))
 
 
 def checkpoint_scorer(folder: str, reading: dict, dtype: str = "fp32") -> Scorer:

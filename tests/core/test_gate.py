@@ -81,7 +81,7 @@ def test_baseline_learns_the_fixture_messages(sms_rows):
     frame, _ = data.normalise(pd.DataFrame(sms_rows, columns=["label", "text"]))
     frame = frame.assign(label=SMS.ids(frame["label"]))
     train_part, test_part = frame.iloc[:150], frame.iloc[150:]
-    scores = classification_metrics(SMS, test_part["label"], *baseline.baseline_predictions(train_part, test_part))
+    scores = classification_metrics(SMS, test_part["label"], *baseline.baseline_predictions(train_part, test_part, SMS))
     assert scores["f1"] >= 0.9 and scores["roc_auc"] >= 0.95
     assert baseline.fit_baseline(train_part["text"], train_part["label"]).predict(
         ["WINNER! Claim your FREE car, txt WIN to 80808", "See you at the pub after work"]).tolist() == [1, 0]

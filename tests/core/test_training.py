@@ -16,7 +16,7 @@ from steps.core.errors import PipelineError
 from steps.core.reading import Reading
 from steps.core.recipe import Recipe
 from steps.core.task import infer_task
-from steps.core.training import epochs_run, fine_tune, weighted_cross_entropy
+from steps.core.training import epochs_run, fine_tune, weighted_loss
 from steps.plumbing import contract
 
 # A learning rate too small to move the weights: the validation F1 never improves after the first
@@ -83,7 +83,7 @@ def test_a_patience_that_could_never_stop_the_training_is_one_line(epochs, patie
 
 
 def test_balanced_class_weights_weigh_a_rare_class_by_the_inverse_of_its_share():
-    loss = weighted_cross_entropy([0, 0, 0, 1], 2)  # weights 4 / (2 x 3) and 4 / (2 x 1)
+    loss = weighted_loss([0, 0, 0, 1], 2)  # weights 4 / (2 x 3) and 4 / (2 x 1)
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     labels = torch.tensor([0, 1])
     each = torch.nn.functional.cross_entropy(logits, labels, reduction="none")

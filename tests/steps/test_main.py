@@ -77,7 +77,7 @@ def test_main_feeds_each_step_the_previous_outputs_and_train_the_best_trial(tmp_
 
 
 def test_reuse_takes_only_a_finished_step_of_the_same_commit(tracking):
-    parameters = {"dataset": "sms.tsv", "text_column": "text", "label_column": "label", "labels": "ham,spam",
+    parameters = {"dataset": "sms.tsv", "text_column": "text", "label_column": "label", "labels": "ham,spam", "label_separator": "/",
                   "positive_label": "spam", "test_size": 0.2,
                   "validation_size": 0.1, "seed": 22}
     experiment = tracking.get_experiment_by_name("tests").experiment_id
