@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.model_selection import train_test_split
@@ -150,14 +151,35 @@ def drop_empty_and_repeated(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return unique, counts
 
 
-def rarest_tags(tags: pd.Series, smallest: int) -> pd.Series:
-    """A multi-label split's strata: each row's rarest tag (a text without tags, its own stratum),
-    so that every tag's rarest rows are shared out like a class's; a stratum under `smallest` rows
-    joins the largest. (Measured against iterative stratification in docs/labels.md.)"""
-    counts = tags.explode().value_counts()
-    strata = tags.map(lambda row: min(row, key=lambda tag: (counts[tag], tag)) if row else "")
-    sizes = strata.value_counts()
-    return strata.where(strata.map(sizes) >= smallest, sizes.index[0])
+def iterative_split(tags: pd.Series, shares: tuple[float, ...], seed: int) -> np.ndarray:
+    """Each row's split (an index into `shares`) by iterative stratification (Sechidis et al. 2011,
+    "On the Stratification of Multi-Label Data"): the rarest tag left first, each of its rows to the
+    split that still wants most of that tag (then most rows), so every tag's rows are shared out as
+    the splits' sizes are. Rows without tags fill the splits' remaining room. Written here because
+    scikit-multilearn's splitter cannot be seeded under today's scikit-learn; measured in docs/tags.md."""
+    rng = np.random.default_rng(seed)
+    names = sorted(set(tags.explode().dropna()))
+    rows = np.array([[name in row for name in names] for row in tags], dtype=bool).reshape(len(tags), len(names))
+    shares = np.asarray(shares)
+    wanted_rows, wanted_tags = shares * len(rows), shares[:, None] * rows.sum(axis=0)[None, :]
+    split = np.full(len(rows), -1)
+    left = rows.copy()
+    while left.any():
+        counts = left.sum(axis=0).astype(float)
+        counts[counts == 0] = np.inf
+        tag = rng.choice(np.flatnonzero(counts == counts.min()))
+        for row in rng.permutation(np.flatnonzero(left[:, tag])):
+            best = np.flatnonzero(wanted_tags[:, tag] == wanted_tags[:, tag].max())
+            best = best[wanted_rows[best] == wanted_rows[best].max()]
+            chosen = rng.choice(best)
+            split[row], left[row] = chosen, False
+            wanted_rows[chosen] -= 1
+            wanted_tags[chosen] -= rows[row]
+    for row in rng.permutation(np.flatnonzero(split < 0)):
+        chosen = rng.choice(np.flatnonzero(wanted_rows == wanted_rows.max()))
+        split[row] = chosen
+        wanted_rows[chosen] -= 1
+    return split
 
 
 def split_stratified(frame: pd.DataFrame, test_size: float, validation_size: float,
@@ -169,10 +191,13 @@ def split_stratified(frame: pd.DataFrame, test_size: float, validation_size: flo
     multi_label = frame["label"].map(lambda row: isinstance(row, tuple)).all()
     counts = frame["label"].explode().value_counts() if multi_label else frame["label"].value_counts()
     check_splittable(counts, test_size, validation_size, "tag" if multi_label else "class")
-    strata = rarest_tags(frame["label"], 3) if multi_label else frame["label"]
-    rest, test = train_test_split(frame, test_size=test_size, stratify=strata, random_state=seed)
-    train, validation = train_test_split(rest, test_size=validation_size / (1 - test_size),
-                                         stratify=strata[rest.index], random_state=seed)
+    if multi_label:
+        split = iterative_split(frame["label"], (1 - test_size - validation_size, validation_size, test_size), seed)
+        train, validation, test = (frame[split == i] for i in range(3))
+    else:
+        rest, test = train_test_split(frame, test_size=test_size, stratify=frame["label"], random_state=seed)
+        train, validation = train_test_split(rest, test_size=validation_size / (1 - test_size),
+                                             stratify=rest["label"], random_state=seed)
     splits = {name: part.reset_index(drop=True)
               for name, part in (("train", train), ("validation", validation), ("test", test))}
     for name, part in splits.items():

@@ -40,12 +40,15 @@ def load_raw(dataset: str) -> tuple[pd.DataFrame, object]:
 
 
 def with_class_names(table) -> pd.DataFrame:
-    """A Hub data set as a frame, its ClassLabel columns as the names they stand for (sms_spam's
-    label 0/1 as ham/spam), so that the task's labels are the data set's own."""
+    """A Hub data set as a frame, its ClassLabel columns (and lists of them: a multi-label column) as
+    the names they stand for (sms_spam's label 0/1 as ham/spam), so that the task's labels are the
+    data set's own."""
     import datasets
 
     frame = table.to_pandas()
     for name, feature in table.features.items():
         if isinstance(feature, datasets.ClassLabel):
             frame[name] = feature.int2str(frame[name].tolist())
+        elif isinstance(getattr(feature, "feature", None), datasets.ClassLabel):  # multi-label: lists of class ids
+            frame[name] = [feature.feature.int2str([int(i) for i in ids]) for ids in frame[name]]
     return frame

@@ -156,3 +156,13 @@ def test_a_hub_data_set_gives_its_class_names_not_their_numbers():
     table = Dataset.from_dict({"sms": ["hi", "WIN"], "label": [0, 1]},
                               features=Features({"sms": Value("string"), "label": ClassLabel(names=["ham", "spam"])}))
     assert with_class_names(table).to_dict("list") == {"sms": ["hi", "WIN"], "label": ["ham", "spam"]}
+
+
+def test_a_hub_multi_label_column_gives_each_rows_tag_names():
+    from datasets import ClassLabel, Dataset, Features, List, Value
+
+    from steps.plumbing.sources import with_class_names
+
+    table = Dataset.from_dict({"text": ["both", "none"], "labels": [[1, 0], []]}, features=Features(
+        {"text": Value("string"), "labels": List(ClassLabel(names=["billing", "bug"]))}))
+    assert with_class_names(table)["labels"].tolist() == [["bug", "billing"], []]
