@@ -116,20 +116,19 @@ class Evidence:
     champion_scores: dict | None = None  # its scores on the same split
     serving_format: str = "transformers"
     disagreements: int | None = None  # test texts the served format answers otherwise than the fp32 checkpoint
-    test_counts: dict = field(default_factory=dict)  # the test split's rows of each class
+    test_counts: dict = field(default_factory=dict)  # the test split's rows of each class (or carrying each tag)
     confusions: list = field(default_factory=list)   # the most frequent (true, predicted, count) mistakes
+    test_rows: int | None = None  # the test split's rows; None: its classes' counts summed (one class a row)
     rates: dict = field(init=False)
 
     def __post_init__(self):
         self.rates = pass_rates(self.check_results) if self.check_results is not None else {}
+        if self.test_rows is None:
+            self.test_rows = sum(self.test_counts.values())
 
     @property
     def champion_f1(self) -> float | None:
         return self.champion_scores["f1"] if self.champion_scores else None
-
-    @property
-    def test_rows(self) -> int:
-        return sum(self.test_counts.values())
 
     def rules(self, thresholds: Gate) -> list[Rule]:
         return rules(self.task, self.scores, self.check_results, thresholds, self.baseline_scores["f1"],

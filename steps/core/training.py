@@ -155,14 +155,14 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
 def validation_answers(trainer: Trainer, tokenized, task: Task) -> tuple[np.ndarray, np.ndarray]:
     """The validation texts' labels and probabilities from the trained model, each text scored as
     served (with chunks, the mean of its windows'). Every process must call it (it gathers)."""
-    windows = tokenized["validation"]
-    output = trainer.predict(windows)
+    output = trainer.predict(tokenized["validation"])
     probabilities = text_classifier.activate(output.predictions, task.multi_label)
-    documents = np.asarray(windows["document"])
-    count = documents.max() + 1
+    # the labels as the Trainer returns them, in its order: with group_by_length it orders the windows by
+    # length; with chunks it keeps the dataset's order (group_by_length is off), which `document` follows
+    labels = np.asarray(output.label_ids).astype("int64")
+    documents = np.asarray(tokenized["validation"]["document"])
     first_windows = np.unique(documents, return_index=True)[1]
-    return (task.targets(np.asarray(windows["label"])[first_windows].tolist()),
-            text_classifier.pool(probabilities, documents, count))
+    return labels[first_windows], text_classifier.pool(probabilities, documents, documents.max() + 1)
 
 
 def epochs_run(trainer: Trainer) -> tuple[float, float]:

@@ -78,6 +78,7 @@ def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, trai
         mlflow.log_table(check_results, "behaviour_checks.json")
     champion, champion_scored = champion_scores(client, name, version, task, test, inputs)
     evidence = gate.Evidence(task, scores, baseline_scores, check_results, champion, champion_scored, serving_format,
-                             disagreements, task.counts(test["label"]), card.confused_pairs(task, labels, predicted))
+                             disagreements, task.counts(test["label"]), card.confused_pairs(task, labels, predicted),
+                             len(test))
     mlflow.log_metrics(evidence.rates)
     return evidence

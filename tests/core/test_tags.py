@@ -1,18 +1,25 @@
 """Multi-label tasks in the core: tags read from lists or separated strings, a split that keeps
 every tag in every split, scikit-learn's multi-label metrics, the one-vs-rest baseline, tuned
-thresholds, weighted binary cross-entropy, and the one-line errors of bad tag data."""
+thresholds (on validation answers that keep each text's tags), weighted binary cross-entropy,
+and the one-line errors of bad tag data."""
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from datasets import Dataset, DatasetDict
+from transformers import AutoTokenizer
 
-from steps.core import baseline, data, gate
+from steps.core import baseline, data, gate, tokens
 from steps.core.errors import PipelineError
 from steps.core.metrics import classification_metrics, tuned_thresholds
+from steps.core.reading import Reading
+from steps.core.recipe import Recipe
 from steps.core.specs import Preparation
 from steps.core.task import Task, infer_tags, tag_lists
-from steps.core.training import weighted_loss
+from steps.core.training import fine_tune, validation_answers, weighted_loss
 from tests.helpers import assert_one_line, tagged_tickets, written
 
 TAGS = Task(("billing", "bug", "praise"), multi_label=True)
@@ -137,3 +144,24 @@ def test_a_checks_file_with_tags_not_the_tasks_is_one_line(tmp_path):
                     "the task's tags are billing, bug, praise")
     checks = gate.read_checks(str(written(tmp_path / "ok.csv", "text,label\nboth,billing|bug\nnone,\n")), TAGS)
     assert TAGS.named(TAGS.targets(checks["label"])) == [["billing", "bug"], []]
+
+
+@pytest.mark.parametrize("reading", [Reading(max_length=64), Reading(max_length=16, long_text="chunks", stride=4)])
+def test_validation_answers_pair_each_text_with_its_own_tags_whatever_order_the_trainer_scores_in(
+        ticket_model, tmp_path, reading):
+    """The Trainer scores the windows ordered by length (group_by_length) or in order (chunks): the
+    texts' tags must stay with their probabilities, so that the best epoch's macro F1 is found again
+    from them, and the tuned thresholds score at least as well on the same texts."""
+    _, task, splits, _ = data.prepare(tagged_frame(), Preparation(label_column="tags", label_separator="|"), seed=3)
+    task = dataclasses.replace(task, reading=reading)
+    tokenizer = AutoTokenizer.from_pretrained(str(ticket_model))
+    tokenized, _ = tokens.tokenize_splits(DatasetDict({name: Dataset.from_pandas(part, preserve_index=False)
+                                                      for name, part in splits.items()}), tokenizer, reading)
+    trainer = fine_tune(tokenized, tokenizer, str(ticket_model), task, str(tmp_path), Recipe(
+        epochs=3, batch_size=8, learning_rate=3e-3, warmup_ratio=0.1, precision="fp32", device="cpu"))
+    labels, probabilities = validation_answers(trainer, tokenized, task)
+    assert sorted(map(tuple, labels)) == sorted(map(tuple, task.targets(splits["validation"]["label"])))
+    at_half = classification_metrics(task, labels, task.decide(probabilities), probabilities)["f1"]
+    assert at_half == pytest.approx(trainer.state.best_metric)
+    tuned = dataclasses.replace(task, thresholds=tuned_thresholds(labels, probabilities))
+    assert classification_metrics(task, labels, tuned.decide(probabilities))["f1"] >= at_half

@@ -70,6 +70,8 @@ def test_main_ends_with_a_champion_answering_lists_of_tags_at_its_tuned_threshol
         assert 0 <= metrics[f"{prefix}_hamming_loss"] <= 1 and 0 < metrics[f"{prefix}_micro_f1"] <= 1
     # the tiny model ranks the tags well; thresholds tuned on 20 validation texts answer too many of them
     assert metrics["test_f1"] >= 0.5 and 0.75 < metrics["test_roc_auc"] <= 1
+    test = pd.read_parquet(client.download_artifacts(steps["prepare"].info.run_id, "data/test.parquet"))
+    assert f"of {len(test)} test messages answered otherwise" in tagged["result"].stdout  # rows, not tags
     artifacts = {a.path for a in client.list_artifacts(steps["validate"].info.run_id)}
     assert {"test_per_tag_metrics.json", "baseline_per_tag_metrics.json", "behaviour_checks.json"} <= artifacts
     per_tag = pd.DataFrame(**json.loads(open(client.download_artifacts(
@@ -132,6 +134,10 @@ def test_each_format_answers_the_same_tags_in_validate_predict_and_the_server(ta
                         env={"MLFLOW_TRACKING_URI": tagged["uri"]}):
             reply = post(f"{url}/invocations", {"inputs": texts})["predictions"]
             answered[name, "server"] = [tuple(row["tags"]) for row in reply]
+            scored = post(f"{url}/invocations", {"inputs": texts[:2], "params": {"tag_scores": True}})["predictions"]
+            assert list(scored[0]) == ["tags", *(f"score_{tag}" for tag in TAGS)]
+            np.testing.assert_allclose([[row[f"score_{tag}"] for tag in TAGS] for row in scored],
+                                       probabilities[name, "pandas"][:2], atol=1e-6)
         assert len({tuple(answered[key]) for key in answered if key[0] == name}) == 1  # engines and server alike
     np.testing.assert_allclose(probabilities["onnx", "pandas"], probabilities["torch", "pandas"], atol=TOLERANCE)
     cuts = np.array([tagged["client"].get_run(steps["train"].info.run_id).data.metrics[f"threshold_{tag}"]
