@@ -294,9 +294,13 @@ def infer_tags(values: pd.Series, separator: str, given_labels: str = "", positi
     counts = tags.explode().dropna().value_counts()
     order = tuple(label.strip() for label in given_labels.split(",") if label.strip()) or tuple(sorted(counts.index))
     other, absent = counts[~counts.index.isin(order)], [label for label in order if label not in counts.index]
-    if len(other) or absent:
-        raise PipelineError(f"labels={given_labels} does not name the data's tags ({counts_text(counts)}): list "
-                            f"each tag once{', without ' + ', '.join(absent) if absent else ''}")
+    if len(other):
+        raise PipelineError(f"rows with tags not in labels={given_labels}: {counts_text(other)}; add them to labels, "
+                            "or remove those tags from the data")
+    if absent or len(set(order)) != len(order):
+        raise PipelineError(f"labels={given_labels} names {', '.join(absent) or 'a tag twice'}"
+                            f"{' without rows' if absent else ''}: list each tag of the data once "
+                            f"(found {counts_text(counts)})")
     if len(order) < 2:
         raise PipelineError(f"the label column holds one tag only ({counts_text(counts)}): a classifier needs two "
                             "or more; check the data, or set label_column")
@@ -312,5 +316,6 @@ def check_splittable(counts: pd.Series, test_size: float, validation_size: float
     if len(small):
         raise PipelineError(f"too few rows of {counts_text(small)} to split stratified into train/validation/"
                             f"test (sizes {1 - test_size - validation_size:g}/{validation_size:g}/{test_size:g} need "
-                            f"{needed} rows of each {what}; all {'tags' if what == 'tag' else 'classes'}: {counts_text(counts)}): add rows of that "
-                            f"{what}, remove its rows, or raise test_size/validation_size")
+                            f"{needed} rows of each {what}; all {'tags' if what == 'tag' else 'classes'}: "
+                            f"{counts_text(counts)}): add rows of that {what}, remove its rows, or raise "
+                            "test_size/validation_size")

@@ -46,7 +46,7 @@ def test_tags_come_from_lists_or_from_strings_split_at_the_separator():
                                        "set it to the character between a row's tags"]),
     (pd.Series(["a|b", "a||c"]), "|", ["1 rows of the label column name an empty tag (e.g. 'a||c')",
                                        "remove the stray '|'"]),
-    (pd.Series(["a|b", "b"]), "|", None),  # with positive_label below
+    (pd.Series(["a|b", "b|c"]), "|", None),  # with positive_label below
 ])
 def test_bad_tag_data_is_one_line_naming_what_to_change(labels, separator, fragments):
     if fragments is None:
@@ -56,6 +56,17 @@ def test_bad_tag_data_is_one_line_naming_what_to_change(labels, separator, fragm
         return
     with pytest.raises(PipelineError) as error:
         infer_tags(labels, separator)
+    assert_one_line(str(error.value), *fragments)
+
+
+@pytest.mark.parametrize("given, fragments", [
+    ("a,b", ["rows with tags not in labels=a,b: 'c' 1", "add them to labels"]),
+    ("a,b,c,d", ["labels=a,b,c,d names d without rows", "list each tag of the data once"]),
+    ("a,b,c,a", ["labels=a,b,c,a names a tag twice"])])
+def test_labels_must_name_each_tag_of_the_data_once(given, fragments):
+    assert infer_tags(pd.Series(["a|b", "c"]), "|", given_labels="c,a,b").labels == ("c", "a", "b")
+    with pytest.raises(PipelineError) as error:
+        infer_tags(pd.Series(["a|b", "c"]), "|", given_labels=given)
     assert_one_line(str(error.value), *fragments)
 
 
