@@ -21,10 +21,11 @@ import click
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from steps.core import baseline, hub
+from steps.core import baseline, gate, hub
 from steps.core.reading import Reading
 from steps.core.recipe import SEARCHED, Recipe
 from steps.core.specs import Gate, Preparation, Serving, as_params
+from steps.core.task import read_task
 from steps.plumbing import contract, promotion, reuse, tracking
 from steps.plumbing.cli import process_options, spec_from, spec_options, summary
 from steps.plumbing.evaluation import PROJECT_NAMES
@@ -47,6 +48,7 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
     recipe = spec_from(Recipe, params, device="cpu" if params["device"] == "cpu" else "auto")
     recipe.check()  # before any step runs
     data = step("prepare", dataset=params["dataset"], **as_params(spec_from(Preparation, params)), seed=recipe.seed)
+    check_fits_the_task(data, recipe, params["checks"])
     tokenized = step("tokenize", data=data, model=params["model"], **as_params(spec_from(Reading, params)))
     if params["tune_trials"] > 0:
         fixed = {key: value for key, value in recipe.params().items() if key not in SEARCHED}
@@ -61,6 +63,15 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
     step("validate", model_uri=model_uri, test_data=contract.split_uri(data, "test"),
          train_data=contract.split_uri(data, "train"), **as_params(spec_from(Gate, params)))
     return runs
+
+
+def check_fits_the_task(data: str, recipe: Recipe, checks: str) -> None:
+    """What only the task prepare read can tell: thresholds=tuned needs tags, and a checks file the task's
+    labels; each a one-line error before anything is trained or registered."""
+    task = read_task(Path(tracking.download(f"{data}/{contract.TASK_FILE}", "the task")).parent)
+    recipe.check_task(task.multi_label)
+    if checks:
+        gate.read_checks(checks, task)
 
 
 def short_name(name: str) -> str:

@@ -3,13 +3,15 @@
 import json
 import random
 import types
+from pathlib import Path
 
 import pytest
 
 from steps import main
 from steps.core.errors import PipelineError
+from steps.core.task import Task, write_task
 from steps.plumbing import reuse, tracking as tracking_module
-from tests.helpers import PROJECT
+from tests.helpers import PROJECT, written
 
 def test_a_tree_with_uncommitted_changes_turns_step_reuse_off(tmp_path, monkeypatch, capsys):
     """git_state on a real checkout, clean and then changed; main's reuse follows it."""
@@ -51,7 +53,9 @@ def test_main_feeds_each_step_the_previous_outputs_and_train_the_best_trial(tmp_
     (tmp_path / "best_params.json").write_text(json.dumps(best))
     steps = RecordedSteps()
     monkeypatch.setattr(reuse, "run_step", steps)
-    monkeypatch.setattr(tracking_module, "download", lambda uri, what: tmp_path / "best_params.json")
+    write_task(Task(("ham", "spam"), "spam"), tmp_path)  # prepare's task, and tune's best parameters
+    monkeypatch.setattr(tracking_module, "download", lambda uri, what: tmp_path / (
+        "task.json" if uri.endswith("task.json") else "best_params.json"))
     params = main.main.make_context("main", ["--tune-trials", str(trials), "--learning-rate", "0.003",
                                              "--seed", "7", "--use-cache", "false"]).params
     main.run_pipeline(params, "0")
@@ -114,6 +118,22 @@ def test_only_names_mlflow_made_up_are_replaced():
     random.seed(0)  # MLflow draws its names with `random`
     assert all(tracking_module.is_generated_name(_generate_random_name()) for _ in range(200))
     assert not any(map(tracking_module.is_generated_name, ["bad-prepare", "my-baseline-2", "lr-sweep-1e4", "main"]))
+
+
+@pytest.mark.parametrize("checks, options, error", [
+    ("text,label\nhi,ham\nWIN,maybe\n", [], "has labels the task does not know: 'maybe' 1"),
+    ("", ["--thresholds", "tuned"], "thresholds=tuned is for multi-label tasks")])
+def test_settings_that_do_not_fit_the_prepared_task_fail_before_training(tmp_path, monkeypatch, checks, options,
+                                                                          error):
+    write_task(Task(("ham", "spam"), "spam"), tmp_path)
+    steps = RecordedSteps()
+    monkeypatch.setattr(reuse, "run_step", steps)
+    monkeypatch.setattr(tracking_module, "download", lambda uri, what: tmp_path / Path(uri).name)
+    arguments = ["--checks", str(written(tmp_path / "checks.csv", checks))] if checks else []
+    params = main.main.make_context("main", [*arguments, *options]).params
+    with pytest.raises(PipelineError, match=error):
+        main.run_pipeline(params, "0")
+    assert list(steps.calls) == ["prepare"]  # nothing tokenized, trained or registered
 
 
 def test_a_patience_that_cannot_stop_the_training_fails_before_any_step(monkeypatch):
