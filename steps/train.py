@@ -31,7 +31,6 @@ from pathlib import Path
 
 import click
 import mlflow
-from mlflow.tracking import MlflowClient
 
 from steps.core import card, hardware, hub
 from steps.core.errors import PipelineError
@@ -49,15 +48,17 @@ os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")
 
 
 def train_process(folder: str, model_name: str, output_dir: str, recipe: Recipe,
-                  resume_from: str | None) -> dict | None:
+                  resume_from: str | None, step_run: tuple[str, str] | None = None) -> dict | None:
     """One training process: fine-tune (from a resumable checkpoint, when given one), logging each
     epoch's resumable checkpoint, and save the best epoch, with the task, to output_dir/checkpoint.
 
-    With several processes each runs this; only the first logs to MLflow (the Trainer's callback
-    joins the step's run through MLFLOW_RUN_ID) and saves, and only it returns what the step logs."""
+    With several processes each runs this; only the first logs to MLflow (it joins step_run, the
+    step's tracking URI and run id) and saves, and only it returns what the step logs."""
     datasets, tokenizer, task = read_tokenized(Path(folder))
-    trainer = fine_tune(datasets, tokenizer, model_name, task, str(Path(output_dir, "trainer")), recipe,
-                        report_to="mlflow", callbacks=(resumable.LogEachEpoch(),), resume_from=resume_from)
+    first = int(os.environ.get("RANK", "0")) == 0  # the launcher's global rank
+    with tracking.joined_run(step_run if first else None):
+        trainer = fine_tune(datasets, tokenizer, model_name, task, str(Path(output_dir, "trainer")), recipe,
+                            report_to="mlflow", callbacks=(resumable.LogEachEpoch(),), resume_from=resume_from)
     if recipe.thresholds == "tuned":  # each tag's, on the validation texts, with the best epoch's weights
         task = dataclasses.replace(task, thresholds=tuned_thresholds(*validation_answers(trainer, datasets, task)))
     checkpoint = Path(output_dir, contract.CHECKPOINT_DIR)
@@ -94,14 +95,12 @@ def main(tokenized, model, resume, num_processes, num_machines, machine_rank, ma
         folder = tracking.download(tokenized, "the tokenized splits")
         recipe.check_task(tokenized_task(Path(folder)).multi_label)
         resume_from = resume_point(run) if resume and num_machines == 1 else None
-        if processes.distributed:  # the first process joins this run through the Trainer's MLflow callback
-            os.environ.update(MLFLOW_RUN_ID=run.info.run_id, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri())
+        # one process trains right here, in this run; launched ones join it
+        step_run = (mlflow.get_tracking_uri(), run.info.run_id) if processes.distributed else None
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            result = launch.launch(train_process, (folder, model, tmp, recipe, resume_from), processes)
+            result = launch.launch(train_process, (folder, model, tmp, recipe, resume_from, step_run), processes)
             seconds = time.perf_counter() - start
-            if processes.distributed:  # that callback ended the run it joined: the step is not done yet
-                MlflowClient().update_run(run.info.run_id, status="RUNNING")
             mlflow.set_tag("precision", result["precision"])
             mlflow.log_dict(result["training_args"], "training_args.json")
             mlflow.log_metrics({"best_validation_f1": result["best_f1"], "epochs_run": result["epochs_run"],

@@ -181,6 +181,23 @@ def step_run(log_system_metrics: bool | None = None):
             os.environ[MLFLOW_HTTP_REQUEST_MAX_RETRIES.name] = budget
 
 
+@contextlib.contextmanager
+def joined_run(run: tuple[str, str] | None):
+    """In a training process the launcher started: join the step's run, given as (tracking URI, run
+    id), so the Trainer's MLflow callback logs into it (it leaves a run it did not start open); on
+    leaving, hand it back still RUNNING, as the step that owns it finishes it. None: nothing to join."""
+    if run is None:
+        yield
+        return
+    tracking_uri, run_id = run
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.start_run(run_id=run_id, log_system_metrics=False)  # the step's process samples the machine
+    try:
+        yield
+    finally:
+        mlflow.end_run(status="RUNNING")
+
+
 def run_entry_point(project: str, entry_point: str, parameters: dict, experiment_id: str, run_name=None):
     """Run an entry point of `project` (a folder) as a child of the active run and wait for it; its
     run and whether it succeeded. The child runs in this process's group, so a Ctrl-C or a kill of
