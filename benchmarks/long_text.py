@@ -67,6 +67,9 @@ def figures(run_id: str) -> dict:
 @click.option("--strategies", default=",".join(LONG_TEXT), show_default=True)
 @click.option("--experiment-name", default="long documents", show_default=True)
 def main(parameters, strategies, experiment_name):
+    name = dict(parameter.split("=", 1) for parameter in parameters if "=" in parameter).get("registered_model_name")
+    if not name:  # main's default would put the strategies' versions beside the SMS model's
+        raise click.UsageError("-P registered_model_name=<name> is needed: each strategy registers a version of it")
     click.echo(f"CPU: {cpu_description()}")
     rows = {strategy: figures(run_main(strategy, parameters, experiment_name)) for strategy in strategies.split(",")}
     click.echo("\n| long_text | training windows | texts cut | train time | test macro F1 | test accuracy "
@@ -75,8 +78,6 @@ def main(parameters, strategies, experiment_name):
         click.echo(f"| {strategy} | {row['windows']:.0f} | {row['cut']:.0%} | {row['train_s'] / 60:.1f} min "
                    f"| {row['f1']:.4f} | {row['accuracy']:.4f} | {row['baseline_f1']:.4f} "
                    f"| {row['baseline_accuracy']:.4f} | {row['msg_per_s']:.1f} | {row['version']} | {row['verdict']} |")
-    name = next(parameter.split("=", 1)[1] for parameter in parameters
-                if parameter.startswith("registered_model_name="))
     click.echo(f"@champion of {name}: version {promotion.champion_version(MlflowClient(), name)}")
 
 

@@ -51,12 +51,12 @@ def run_pipeline(params: dict, experiment_id: str) -> dict:
     check_fits_the_task(data, recipe, params["checks"])
     tokenized = step("tokenize", data=data, model=params["model"], **as_params(spec_from(Reading, params)))
     if params["tune_trials"] > 0:
-        fixed = {key: value for key, value in recipe.params().items() if key not in SEARCHED}
+        fixed = {key: value for key, value in as_params(recipe).items() if key not in SEARCHED}
         best = step("tune", tokenized=tokenized, model=params["model"], trials=params["tune_trials"],
                     tune_storage=params["tune_storage"], **fixed)
         recipe = dataclasses.replace(recipe, **json.loads(Path(tracking.download(best, "the search's best "
                                                                                       "parameters")).read_text()))
-    checkpoint = step("train", tokenized=tokenized, model=params["model"], **recipe.params(),
+    checkpoint = step("train", tokenized=tokenized, model=params["model"], **as_params(recipe),
                       **{key: str(params[key]).lower() for key in TRAIN_RUNTIME})
     model_uri = step("register", checkpoint=checkpoint, registered_model_name=params["registered_model_name"],
                      **as_params(spec_from(Serving, params, device=params["device"])))
@@ -100,7 +100,7 @@ def pipeline_summary(runs: dict, params: dict, parent_run_id: str) -> str:
         lines.append(f"  baseline ({baseline.NAME}): accuracy {scores['baseline_accuracy']:.4f}, "
                      f"f1 {scores['baseline_f1']:.4f}")
     classes = [key[len("test_f1_"):] for key in sorted(scores) if key.startswith("test_f1_") and key != "test_f1_score"]
-    lines.append("  each class's F1, version / baseline: " + ", ".join(
+    lines.append("  each label's F1, version / baseline: " + ", ".join(
         f"{label} {scores[f'test_f1_{label}']:.4f} / {scores.get(f'baseline_f1_{label}', float('nan')):.4f}"
         for label in classes))
     champion = promotion.champion_version(MlflowClient(), name)  # may be another passed version with a higher F1

@@ -35,6 +35,7 @@ import mlflow
 from steps.core import card, hardware, hub
 from steps.core.errors import PipelineError
 from steps.core.recipe import Recipe
+from steps.core.specs import as_params
 from steps.core.metrics import tuned_thresholds
 from steps.core.task import metric_key, read_task, write_task
 from steps.core.training import epochs_run, fine_tune, read_tokenized, tokenized_task, validation_answers
@@ -122,7 +123,7 @@ def training_card(folder: str, model: str, recipe: Recipe, result: dict, seconds
         model_card.data.base_model = model
     model_card = card.with_section(model_card, "What it is", card.task_section(model, read_task(folder)))
     return card.with_section(model_card, "Training", card.training_section(
-        recipe.params(), result["epochs_run"], result["best_epoch"], result["best_f1"], seconds,
+        as_params(recipe), result["epochs_run"], result["best_epoch"], result["best_f1"], seconds,
         hardware.training_machine(recipe.device == "cpu"), result["precision"]))
 
 

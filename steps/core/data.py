@@ -182,13 +182,13 @@ def iterative_split(tags: pd.Series, shares: tuple[float, ...], seed: int) -> np
     return split
 
 
-def split_stratified(frame: pd.DataFrame, test_size: float, validation_size: float,
-                     seed: int) -> dict[str, pd.DataFrame]:
-    """train/validation/test with the class (or tag) balance of the whole; sizes are fractions of the whole."""
+def split_stratified(frame: pd.DataFrame, test_size: float, validation_size: float, seed: int,
+                     multi_label: bool = False) -> dict[str, pd.DataFrame]:
+    """train/validation/test with the class (or, multi_label, the tag) balance of the whole; sizes are
+    fractions of the whole."""
     if not (0 < test_size < 1 and 0 < validation_size < 1 and test_size + validation_size < 1):
         raise PipelineError(f"test_size ({test_size}) and validation_size ({validation_size}) must be "
                             "fractions above 0 whose sum is below 1")
-    multi_label = frame["label"].map(lambda row: isinstance(row, tuple)).all()
     counts = frame["label"].explode().value_counts() if multi_label else frame["label"].value_counts()
     check_splittable(counts, test_size, validation_size, "tag" if multi_label else "class")
     if multi_label:
@@ -223,7 +223,7 @@ def prepare(raw: pd.DataFrame, preparation: Preparation,
         counts["untagged"] = int((clean["label"].map(len) == 0).sum())  # kept: "none of the tags" is an answer too
     else:
         task = infer_task(clean["label"], preparation.labels, preparation.positive_label)
-    splits = split_stratified(clean, preparation.test_size, preparation.validation_size, seed)
+    splits = split_stratified(clean, preparation.test_size, preparation.validation_size, seed, task.multi_label)
     # the input example: a text of each of the first classes (multi-label: the first texts)
     firsts = (splits["train"].head(EXAMPLES) if task.multi_label
               else splits["train"].groupby("label", sort=False).first().loc[list(task.labels[:EXAMPLES])])

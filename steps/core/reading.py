@@ -6,7 +6,7 @@ model is served exactly as it was trained."""
 from dataclasses import dataclass
 
 from steps.core.errors import PipelineError
-from steps.core.specs import as_params, setting
+from steps.core.specs import setting
 from steps.served.text_classifier import LONG_TEXT
 
 
@@ -17,9 +17,6 @@ class Reading:
                              "(its first and last), chunks (all of it, in windows whose answers are averaged).",
                              choices=LONG_TEXT)
     stride: int = setting(32, "chunks: the tokens each window shares with the one before it.", min=0)
-
-    def params(self) -> dict[str, str]:
-        return as_params(self)
 
     def check(self, special_tokens: int, pair: bool = False) -> None:
         """A one-line error for a reading that cannot work: chunks that would not move forward (the

@@ -6,7 +6,7 @@ hyperparameter is a new field here and a line in MLproject (steps/core/specs.py:
 from dataclasses import dataclass, fields
 
 from steps.core.errors import PipelineError
-from steps.core.specs import PRECISIONS, as_params, setting
+from steps.core.specs import PRECISIONS, setting
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,6 @@ class Recipe:
                               choices=("fixed", "tuned"))
     early_stopping_patience: int = setting(0, "Stop after this many epochs without a better validation score (the "
                                               "best epoch is kept); 0: train every epoch.", min=0)
-
-    def params(self) -> dict[str, str]:
-        return as_params(self)
 
     def check_task(self, multi_label: bool) -> None:
         """A one-line error for a setting that does not fit the task."""

@@ -15,6 +15,7 @@ import pandas as pd
 
 from steps.core.errors import PipelineError
 from steps.core.reading import Reading
+from steps.served import text_classifier
 
 FILE = "task.json"
 SMS_LABELS = ("ham", "spam")  # the demo's labels keep ham = 0, spam = 1, and spam as the positive class
@@ -66,10 +67,9 @@ class Task:
     def decide(self, probabilities) -> np.ndarray:
         """The answers to rows of label probabilities: the likeliest class's id, or (multi-label) a row
         of 0/1 a tag, 1 where its probability reaches its threshold."""
-        probabilities = np.asarray(probabilities)
         if self.multi_label:
-            return (probabilities >= self.cutoffs).astype("int64")
-        return probabilities.argmax(axis=1)
+            return text_classifier.answered_tags(probabilities, self.cutoffs).astype("int64")
+        return np.asarray(probabilities).argmax(axis=1)
 
     def targets(self, labels) -> np.ndarray:
         """A split's label column as arrays: ids, or (multi-label) an n x tags matrix of 0/1."""

@@ -137,12 +137,17 @@ def answer(probabilities: np.ndarray, labels: list[str], top_k) -> pd.DataFrame:
                          for row, ranks in zip(probabilities, ranked)])
 
 
+def answered_tags(probabilities, thresholds) -> np.ndarray:
+    """Rows of tag probabilities as rows of decisions: a tag is answered where its probability reaches its threshold."""
+    return np.asarray(probabilities) >= np.asarray(thresholds)
+
+
 def tags_answer(probabilities: np.ndarray, labels: list[str], thresholds: list[float], tag_scores: bool) -> pd.DataFrame:
     """A multi-label model's rows: `tags`, the list of the tags whose probability reaches their
     threshold (in the labels' order, as predict writes them; empty when none does), and with
     tag_scores each tag's probability as score_<tag>."""
-    answered = probabilities >= np.asarray(thresholds)
-    frame = pd.DataFrame({"tags": [[label for label, on in zip(labels, row) if on] for row in answered]})
+    frame = pd.DataFrame({"tags": [[label for label, on in zip(labels, row) if on]
+                                   for row in answered_tags(probabilities, thresholds)]})
     if tag_scores:
         frame = frame.assign(**{f"score_{label}": probabilities[:, i] for i, label in enumerate(labels)})
     return frame

@@ -58,7 +58,7 @@ def test_three_kinds_end_with_a_champion_scored_by_macro_f1_with_each_class(thre
     assert re.search(r"^version 1: accuracy [\d.]+, .*macro_f1 [\d.]+, roc_auc [\d.]+ \(macro F1 as f1\); no checks; "
                      r"baseline F1 [\d.]+; no champion yet; transformers: \d+ of \d+ test messages answered otherwise "
                      r"than by the fp32 checkpoint$", out, re.MULTILINE), out[-2000:]
-    assert re.search(r"^  each class's F1, version / baseline: billing [\d.]+ / [\d.]+, bug [\d.]+ / [\d.]+, "
+    assert re.search(r"^  each label's F1, version / baseline: billing [\d.]+ / [\d.]+, bug [\d.]+ / [\d.]+, "
                      r"praise [\d.]+ / [\d.]+$", out, re.MULTILINE), out[-2000:]
 
 

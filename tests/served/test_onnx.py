@@ -33,7 +33,7 @@ LABELS = ("ham", "spam", "question")
 BATCH_SIZE = 4
 # Beside the tiny data's own style: words it never saw, one word, and texts longer than the tiny
 # BERT's 128 positions, which must be truncated.
-ODD_TEXTS = ["ok", "see you", "What?", "WIN WIN WIN", "12345", "lunch tomorrow at the pub?",
+UNSEEN_TEXTS = ["ok", "see you", "What?", "WIN WIN WIN", "12345", "lunch tomorrow at the pub?",
              "The quick brown fox jumps over the lazy dog. " * 20, "Call me now " * 60]
 
 
@@ -89,7 +89,7 @@ def logged(tmp_path_factory, checkpoint):
 
 @pytest.fixture(scope="module")
 def texts(sms_rows):
-    return [text for _, text in sms_rows[:22]] + ODD_TEXTS
+    return [text for _, text in sms_rows[:22]] + UNSEEN_TEXTS
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Any text is answered, read as the model was trained: texts of every length and none (from
-tests/test_reading.py's ODD_TEXTS, a 20,000-character one among them) through validate, predict on
+tests/helpers.py's ODD_TEXTS, a 20,000-character one among them) through validate, predict on
 both engines and the REST server, in the transformers and the ONNX format, with long_text head
 (the transformers format is MLflow's transformers model, truncating) and chunks (the project's
 served model, in torch and in ONNX Runtime)."""
