@@ -1,8 +1,9 @@
 """A multi-class set of long technical texts: the English manual pages installed under
 /usr/share/man/man1..man8 (Debian's `manpages`, `manpages-dev` and whatever else is installed),
 labelled by their section. Each page is rendered offline with groff and written as one CSV row:
-`section` (the folder's number, so 3p and 3ssl count as 3), `name` (the NAME line) and `text`
-(the rest of the page as plain text, a heading or paragraph a line), for `mlflow run . -P dataset=<the CSV>`.
+`section` (the folder's number, so 3p and 3ssl count as 3), `name` (the NAME line), `text`
+(the rest of the page as plain text, a heading or paragraph a line) and `page` (the NAME line, then
+the rest: the whole page as one text), for `mlflow run . -P dataset=<the CSV>`.
 Aliases (`.so` pages, links), exact duplicates and pages outside --min-words..--max-words are left out; it writes
 no text of its own. Rows are sorted by path, and capped sections sampled with a fixed seed.
 
@@ -70,7 +71,8 @@ def main(output, per_section, min_pages, min_words, max_words, exclude, seed):
     rng = random.Random(seed)
     frame = pd.concat([group.loc[sorted(rng.sample(list(group.index), min(per_section, len(group))))]
                        for _, group in pages.groupby("section")]).sort_values("path")
-    frame[["section", "name", "text"]].to_csv(output, index=False)
+    frame["page"] = frame["name"] + "\n" + frame["text"]
+    frame[["section", "name", "text", "page"]].to_csv(output, index=False)
     words = frame["text"].str.split().str.len()
     click.echo(f"{len(frame)} pages written to {output} (of {len(paths)} files; dropped sections: "
                f"{', '.join(f'{s} {n}' for s, n in counts[counts < min_pages].items()) or 'none'}): "
