@@ -247,7 +247,8 @@ def test_a_broken_model_file_is_a_one_line_error(logged, tmp_path, damage):
 
 def test_serves_without_torch(logged, tmp_path):
     """Its pip requirements hold no torch: it loads and answers where torch cannot be imported, from a
-    folder outside the project (the steps package comes from the model's code)."""
+    folder outside the project, where the steps package cannot be imported: the model's one code file
+    (steps/served/text_classifier.py) is all it needs."""
     script = ("import sys; sys.modules['torch'] = None; import mlflow; "
               f"print(mlflow.pyfunc.load_model({str(logged['onnx'][1])!r}).predict(['See you at lunch?']).to_json())")
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
