@@ -12,7 +12,9 @@ Logs:    through mlflow.models.evaluate, into this run: MLflow's classifier metr
          train_data, champion_ for the current champion, each on the same test split; the
          project's names beside them (test_accuracy, test_precision, test_recall, test_f1,
          test_macro_f1, test_roc_auc, and test_precision_/recall_/f1_<label> for each class;
-         baseline_ and champion_ alike); with checks, checks_pass_rate overall and
+         baseline_ and champion_ alike; a champion trained on another split is scored on the test
+         rows it did not train on, champion_rows of them, where the version's scores are logged
+         prefixed beside_champion_); with checks, checks_pass_rate overall and
          checks_pass_rate_<capability> and behaviour_checks.json; misclassified.json;
          format_disagreements: how many test messages the version (in its serving format and
          dtype: tag serving_format) answers differently from its fp32 checkpoint read the same
@@ -22,10 +24,11 @@ Logs:    through mlflow.models.evaluate, into this run: MLflow's classifier metr
 Gate:    MetricThresholds checked by mlflow.validate_evaluation_results: the checks' pass rate
          reaches min_check_pass_rate (when there are checks), the thresholds hold, the task's F1 is
          at least the baseline's plus min_margin_over_baseline, and no worse than the current
-         `champion` on the same split. A champion trained on other labels cannot be compared:
-         the version is refused. Passed: the version records its test F1 and `champion` moves to the
-         best passed version (steps/plumbing/promotion.py). Otherwise the version is tagged rejected
-         with the reason, `champion` stays, and the step fails.
+         `champion` on the same test texts (those it did not train on). A champion trained on
+         other labels, or on every test text, cannot be compared: the version is refused. Passed:
+         the version records its test F1 and `champion` moves to the best passed version
+         (steps/plumbing/promotion.py). Otherwise the version is tagged rejected with the reason,
+         `champion` stays, and the step fails.
 Output:  models:/<name>/<version>
 """
 
@@ -64,9 +67,9 @@ def main(model_uri, test_data, train_data, **options):
         checks = thresholds.checks or gate.default_checks(task)
         check_set = gate.read_checks(checks, task) if checks else None
 
-        evidence = validation.gather(client, name, version, task, test, train, check_set)
+        evidence = validation.gather(client, name, version, task, test, test_data, train, check_set)
         click.echo(evidence.report(version))
-        reason = rejection_reason(evidence.rules(thresholds), {**evidence.scores, **evidence.rates})
+        reason = rejection_reason(evidence.rules(thresholds), evidence.gated_metrics)
         model_card.publish(client, name, version, evidence, f"rejected: {reason}." if reason else "passed the gate.")
         if reason:
             promotion.reject(client, name, version, reason)

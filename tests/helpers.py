@@ -367,8 +367,10 @@ def assert_one_line(message: str, *fragments: str) -> None:
 
 def assert_one_line_error(result, *fragments: str) -> None:
     """A step command that failed as a user should see it: exit code 1, and the whole message on its
-    output's last line, `Error: ...`, saying each of `fragments`."""
-    lines = result.output.strip().splitlines()
+    output's last line, `Error: ...`, saying each of `fragments`. (MLflow's own "View run" links, which it
+    prints when a run on a tracking server ends, may follow.)"""
+    lines = [line for line in result.output.strip().splitlines()
+             if not line.startswith(("🏃 View run", "🧪 View experiment"))]
     assert result.exit_code == 1, result.output
     assert lines and lines[-1].startswith("Error: ") and sum(line.startswith("Error: ") for line in lines) == 1, \
         result.output

@@ -177,6 +177,10 @@ def evaluation_section(evidence, verdict: str) -> str:
                  for label in task.labels]
     lines = [f"On the held-out test split ({evidence.test_rows} rows; f1 is the {task.f1_name}):", "",
              table(["", *(name for name, _ in versions)], overall + per_class)]
+    if evidence.champion_rows is not None:
+        lines += ["", f"The champion trained on another split: its column is its score on the {evidence.champion_rows} "
+                      f"test rows it did not train on, where this version's {task.f1_name} is "
+                      f"{evidence.f1_beside_champion:.4f}."]
     if evidence.confusions:
         lines += ["", "Most confused: " + "; ".join(f"`{true}` read as `{guess}` {count}x"
                                                     for true, guess, count in evidence.confusions) + "."]

@@ -138,10 +138,23 @@ def normalise(table: pd.DataFrame, text_column: str = "", label_column: str = ""
                         else label_names(labels)), text_columns
 
 
+def text_columns_of(frame: pd.DataFrame) -> list[str]:
+    """A prepared frame's text columns: `text`, and `text_pair` for a pair task."""
+    return [column for column in ("text", "text_pair") if column in frame]
+
+
+def unseen(frame: pd.DataFrame, seen: pd.DataFrame) -> np.ndarray:
+    """Which rows of `frame` hold a text (a pair: both texts) that is not in `seen`: the rows a
+    model trained and validated on `seen` can be fairly scored on."""
+    columns = text_columns_of(frame)
+    known = set(seen[columns].itertuples(index=False, name=None))
+    return np.array([row not in known for row in frame[columns].itertuples(index=False, name=None)], dtype=bool)
+
+
 def drop_empty_and_repeated(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Drop empty texts (a pair: both empty) and exact repeats (first kept), so no text is both in
     train and test."""
-    text_columns = [column for column in ("text", "text_pair") if column in frame]
+    text_columns = text_columns_of(frame)
     non_empty = frame[(frame[text_columns].apply(lambda column: column.str.strip()) != "").any(axis=1)]
     unique = non_empty.drop_duplicates(subset=text_columns, keep="first").reset_index(drop=True)
     counts = {"rows_read": len(frame), "empty_dropped": len(frame) - len(non_empty),

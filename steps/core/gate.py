@@ -22,6 +22,8 @@ from steps.core.task import Task, metric_key
 SMS_CHECKS = str(Path(__file__).resolve().parents[1] / "checks" / "behaviour.csv")  # steps/checks/
 UNGROUPED = "all"  # the capability of every row of a checks file without a capability column
 FAILED_SHOWN = 8   # failed messages named in a rejection reason; the rest are in behaviour_checks.json
+BESIDE_CHAMPION_PREFIX = "beside_champion_"  # the version's scores on the test rows the champion did not train on
+BESIDE_CHAMPION = BESIDE_CHAMPION_PREFIX + "f1"
 REPORTED = ("accuracy", "precision", "recall", "f1", "macro_f1", "micro_f1", "hamming_loss", "roc_auc")  # validate's line
 
 
@@ -81,9 +83,12 @@ def failed_checks(results: pd.DataFrame) -> str:
 
 def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, thresholds: Gate,
           baseline_f1: float | None = None, champion_f1: float | None = None,
-          champion_version: str | None = None) -> list[Rule]:
+          champion_version: str | None = None, champion_rows: int | None = None,
+          f1_beside_champion: float | None = None) -> list[Rule]:
     """The gate: checks (when there are any), the thresholds, the baseline plus the margin, and no
-    worse than the champion on the same split. The F1 is the task's (`task.f1_name`)."""
+    worse than the champion on the same test texts: the whole split, or (`champion_rows`) those of
+    it the champion did not train on, where the version scored `f1_beside_champion`. The F1 is the
+    task's (`task.f1_name`)."""
     accuracy, f1, f1_name = scores["accuracy"], scores["f1"], task.f1_name
     min_accuracy, min_f1 = thresholds.min_accuracy, thresholds.min_f1
     min_check_pass_rate, min_margin_over_baseline = thresholds.min_check_pass_rate, thresholds.min_margin_over_baseline
@@ -99,9 +104,13 @@ def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, threshol
         gate.append(Rule("f1", baseline_f1 + min_margin_over_baseline,
                          f"test {f1_name} {f1:.4f} < baseline ({baseline.NAME}) F1 {baseline_f1:.4f} "
                          f"+ min_margin_over_baseline {min_margin_over_baseline:g}"))
-    if champion_f1 is not None:
+    if champion_f1 is not None and champion_rows is None:
         gate.append(Rule("f1", champion_f1,
                          f"test {f1_name} {f1:.4f} < champion (version {champion_version}) {champion_f1:.4f}"))
+    elif champion_f1 is not None:
+        gate.append(Rule(BESIDE_CHAMPION, champion_f1,
+                         f"test {f1_name} {f1_beside_champion:.4f} < champion (version {champion_version}) "
+                         f"{champion_f1:.4f} on the {champion_rows} test rows it did not train on"))
     return gate
 
 
@@ -113,12 +122,14 @@ class Evidence:
     baseline_scores: dict             # the TF-IDF baseline's on the same split
     check_results: pd.DataFrame | None = None
     champion: str | None = None       # the champion it is compared with, if any
-    champion_scores: dict | None = None  # its scores on the same split
+    champion_scores: dict | None = None  # its scores on the same split (or the rows of it it did not train on)
     serving_format: str = "transformers"
     disagreements: int | None = None  # test texts the served format answers otherwise than the fp32 checkpoint
     test_counts: dict = field(default_factory=dict)  # the test split's rows of each class (or carrying each tag)
     confusions: list = field(default_factory=list)   # the most frequent (true, predicted, count) mistakes
     test_rows: int | None = None  # the test split's rows; None: its classes' counts summed (one class a row)
+    champion_rows: int | None = None  # the test rows the champion did not train on; None: every row
+    scores_beside_champion: dict | None = None  # the version's scores on those rows
     rates: dict = field(init=False)
 
     def __post_init__(self):
@@ -130,9 +141,19 @@ class Evidence:
     def champion_f1(self) -> float | None:
         return self.champion_scores["f1"] if self.champion_scores else None
 
+    @property
+    def f1_beside_champion(self) -> float | None:
+        return self.scores_beside_champion["f1"] if self.scores_beside_champion else None
+
+    @property
+    def gated_metrics(self) -> dict:
+        """What the rules read: the version's scores, the checks' pass rates and its F1 beside the champion."""
+        beside = {BESIDE_CHAMPION: self.f1_beside_champion} if self.scores_beside_champion else {}
+        return {**self.scores, **self.rates, **beside}
+
     def rules(self, thresholds: Gate) -> list[Rule]:
         return rules(self.task, self.scores, self.check_results, thresholds, self.baseline_scores["f1"],
-                     self.champion_f1, self.champion)
+                     self.champion_f1, self.champion, self.champion_rows, self.f1_beside_champion)
 
     def report(self, version: str) -> str:
         """One line: the version's scores, its checks by capability, the baseline, the champion, the format."""
@@ -146,8 +167,12 @@ class Evidence:
                                      for key, value in self.rates.items() if key != "checks_pass_rate")
             parts.append(f"checks passed {int(checks['passed'].sum())}/{len(checks)} ({capabilities})")
         parts.append(f"baseline F1 {self.baseline_scores['f1']:.4f}")
-        parts.append(f"champion version {self.champion} F1 {self.champion_f1:.4f}" if self.champion
-                     else "no champion yet")
+        if self.champion and self.champion_rows is not None:
+            parts.append(f"champion version {self.champion} F1 {self.champion_f1:.4f} on the {self.champion_rows} "
+                         f"test rows it did not train on (this version {self.f1_beside_champion:.4f})")
+        else:
+            parts.append(f"champion version {self.champion} F1 {self.champion_f1:.4f}" if self.champion
+                         else "no champion yet")
         if self.disagreements is not None:
             parts.append(f"{self.serving_format}: {self.disagreements} of {self.test_rows} test messages answered "
                          "otherwise than by the fp32 checkpoint")

@@ -6,9 +6,11 @@ the report are the core's (steps/core/gate.py)."""
 import time
 
 import mlflow
+import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
-from steps.core import baseline, card, gate
+from steps.core import baseline, card, data, gate
 from steps.core.errors import PipelineError
 from steps.core.task import Task
 from steps.plumbing import contract, promotion, tracking
@@ -31,29 +33,69 @@ def format_disagreements(client, name: str, version: str, inputs, predicted, tas
     return serving_format, disagreements
 
 
-def champion_scores(client, name: str, version: str, task: Task, test: pd.DataFrame,
-                    inputs) -> tuple[str | None, dict | None]:
-    """The champion `version` is compared with and its scores on the same split (None, None without
-    one), scoring the version's own `inputs` (task.model_input of `test`) rather than making them
-    again. A champion of another task cannot be compared: the version is rejected, in one line."""
+def splits_trained_on(client, name: str, version: str) -> str | None:
+    """URI of the prepared splits `version` trained and was validated on, through its lineage
+    (its train run's `tokenized` input, that tokenize run's `data` input); None where it is not
+    recorded (a version registered by hand, or its runs deleted)."""
+    try:
+        train_run = client.get_run(client.get_model_version(name, version).tags[contract.TRAIN_RUN_TAG])
+        return client.get_run(tracking.run_id_of(train_run.data.params["tokenized"])).data.params["data"]
+    except (KeyError, MlflowException):
+        return None
+
+
+def unseen_by(client, name: str, version: str, test: pd.DataFrame, test_data: str) -> np.ndarray | None:
+    """Which `test` rows the champion `version` neither trained nor was validated on: None for
+    every row (it trained on this split, or what it trained on is not recorded), else a mask of
+    the rows in neither its train nor its validation split."""
+    data_uri = splits_trained_on(client, name, version)
+    if data_uri is None or contract.split_uri(data_uri, "test") == test_data:
+        return None
+    seen = pd.concat([pd.read_parquet(tracking.download(contract.split_uri(data_uri, split),
+                                                        f"version {version}'s {split} split"))
+                      for split in ("train", "validation")])
+    return data.unseen(test, seen)
+
+
+def compare_with_champion(client, name: str, version: str, task: Task, test: pd.DataFrame, test_data: str,
+                          inputs, predicted, probabilities) -> dict:
+    """Evidence's champion fields: the champion `version` is compared with and its scores on the
+    test rows it did not train on (the whole split when it trained on this one; then `predicted`,
+    the version's answers to `inputs`, are not made again), and the version's scores on those
+    rows (logged prefixed beside_champion_). Nothing without a champion. A champion of another
+    task, or one that trained on every test text, cannot be compared: the version is rejected,
+    in one line."""
     champion = promotion.current_champion(client, name, version)
     if not champion:
-        return None, None
-    champion_task = model_task(f"models:/{name}/{champion}")
-    if champion_task != task:
-        reason = (f"the champion (version {champion}) answers labels {', '.join(champion_task.labels)}, this "
-                  f"version {', '.join(task.labels)}: register a new label set under another registered_model_name")
+        return {}
+
+    def refuse(reason: str):
         promotion.reject(client, name, version, reason)
         raise PipelineError(f"{name} version {version} not promoted: {reason}; champion stays at version {champion}")
+
+    champion_task = model_task(f"models:/{name}/{champion}")
+    if champion_task != task:
+        refuse(f"the champion (version {champion}) answers labels {', '.join(champion_task.labels)}, this version "
+               f"{', '.join(task.labels)}: register a new label set under another registered_model_name")
+    rows = unseen_by(client, name, champion, test, test_data)
+    if rows is not None and not rows.any():
+        refuse(f"the champion (version {champion}) trained on every text of this test split, so the two cannot be "
+               "compared fairly: validate on a split the champion did not train on")
+    beside = {}
+    if rows is not None:
+        test, inputs, predicted = test[rows], task.model_input(test[rows]), predicted[rows]
+        mlflow.log_metric("champion_rows", int(rows.sum()))
+        beside = {"champion_rows": int(rows.sum()), "scores_beside_champion": evaluate(
+            task, test["text"], test["label"], predicted, probabilities[rows], gate.BESIDE_CHAMPION_PREFIX)}
     champion_predict = load_model(f"models:/{name}/{champion}").predict  # answering at its own thresholds
-    return champion, evaluate(task, test["text"], test["label"], *predict(champion_predict, inputs, champion_task),
-                              "champion_")
+    return {"champion": champion, **beside, "champion_scores": evaluate(
+        task, test["text"], test["label"], *predict(champion_predict, inputs, champion_task), "champion_")}
 
 
-def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, train: pd.DataFrame,
+def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, test_data: str, train: pd.DataFrame,
            check_set: pd.DataFrame | None) -> gate.Evidence:
-    """Score the version, the baseline and the champion on `test` and the version on the checks,
-    logging each into the active run; the evidence the gate reads."""
+    """Score the version, the baseline and the champion on `test` (read from `test_data`) and the
+    version on the checks, logging each into the active run; the evidence the gate reads."""
     trained_on = model_task(f"models:/{name}/{version}")  # its MLmodel file alone: before loading the model
     if trained_on != task:
         raise PipelineError(f"{name} version {version} answers labels {', '.join(trained_on.labels)} of "
@@ -76,9 +118,10 @@ def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, trai
     if check_set is not None:
         check_results = gate.check_results(check_set, *predict(model.predict, task.model_input(check_set), task), task)
         mlflow.log_table(check_results, "behaviour_checks.json")
-    champion, champion_scored = champion_scores(client, name, version, task, test, inputs)
-    evidence = gate.Evidence(task, scores, baseline_scores, check_results, champion, champion_scored, serving_format,
-                             disagreements, task.counts(test["label"]), card.confused_pairs(task, labels, predicted),
-                             len(test))
+    evidence = gate.Evidence(task, scores, baseline_scores, check_results, serving_format=serving_format,
+                             disagreements=disagreements, test_counts=task.counts(test["label"]),
+                             confusions=card.confused_pairs(task, labels, predicted), test_rows=len(test),
+                             **compare_with_champion(client, name, version, task, test, test_data, inputs, predicted,
+                                                    probabilities))
     mlflow.log_metrics(evidence.rates)
     return evidence

@@ -55,6 +55,10 @@ def test_the_evaluation_sets_the_version_beside_the_baseline_and_the_champion():
     assert "| F1 `food` (40 test rows) | 0.7000 | 0.4000 | 0.7200 |" in section
     assert "Most confused: `food` read as `law` 5x." in section and "Behaviour checks" not in section
     assert section.endswith("**Verdict:** rejected: test macro F1 0.7500 < min_f1 0.8.")
+    assert "another split" not in section
+    evidence.champion_rows, evidence.scores_beside_champion = 30, {**scores, "f1": 0.7712}
+    assert ("The champion trained on another split: its column is its score on the 30 test rows it did not train on, "
+            "where this version's macro F1 is 0.7712.") in card.evaluation_section(evidence, "passed the gate.")
 
 
 def test_the_long_text_limit_never_rounds_a_few_cut_texts_to_none():

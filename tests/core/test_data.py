@@ -135,6 +135,22 @@ def test_split_depends_on_the_seed_only():
     assert data.split_stratified(balanced(), 0.2, 0.1, seed=2)["test"]["text"].tolist() != first
 
 
+def test_unseen_rows_are_the_test_rows_another_splits_training_did_not_hold():
+    # Another seed's train and validation hold most of this split's test texts: only the rest is unseen.
+    test = data.split_stratified(balanced(), 0.2, 0.1, seed=1)["test"]
+    other = data.split_stratified(balanced(), 0.2, 0.1, seed=2)
+    rows = data.unseen(test, pd.concat([other["train"], other["validation"]]))
+    assert test["text"][rows].tolist() == [text for text in test["text"] if text in set(other["test"]["text"])]
+    assert 0 < rows.sum() < len(test)
+    assert data.unseen(test, other["test"].head(0)).all()  # nothing seen
+
+
+def test_a_pair_is_seen_only_with_both_its_texts():
+    test = pd.DataFrame({"text": ["subject a", "subject a", "subject b"], "text_pair": ["body 1", "body 2", "body 1"]})
+    seen = pd.DataFrame({"text": ["subject a"], "text_pair": ["body 1"]})
+    assert data.unseen(test, seen).tolist() == [False, True, True]
+
+
 def test_a_class_too_small_to_split_is_named_with_what_it_needs():
     with pytest.raises(PipelineError, match=r"^too few rows of 'spam' 9 to split stratified into train/validation/test "
                                             r"\(sizes 0.7/0.1/0.2 need 10 rows of each class; all classes: "

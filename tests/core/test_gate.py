@@ -53,6 +53,20 @@ def test_validates_one_line_report_reads_the_evidence():
     assert reasons[-1] == "test spam F1 0.9000 < champion (version 2) 0.9100" and len(reasons) == 5
 
 
+def test_a_champion_of_another_split_is_compared_on_the_test_rows_it_did_not_train_on():
+    # Whole split: 0.90 < 0.91. The 40 rows the champion did not train on: the version 0.93 >= 0.92.
+    evidence = gate.Evidence(SMS, {"accuracy": 0.98, "f1": 0.9}, {"f1": 0.88}, champion="2",
+                             champion_scores={"f1": 0.92}, champion_rows=40, scores_beside_champion={"f1": 0.93})
+    assert evidence.report("3") == ("version 3: accuracy 0.9800, f1 0.9000 (spam F1 as f1); no checks; baseline F1 "
+                                    "0.8800; champion version 2 F1 0.9200 on the 40 test rows it did not train on "
+                                    "(this version 0.9300)")
+    assert evaluation.rejection_reason(evidence.rules(Gate(min_accuracy=0.5, min_f1=0.5)),
+                                       evidence.gated_metrics) is None
+    evidence.scores_beside_champion = {"f1": 0.91}
+    assert evaluation.rejection_reason(evidence.rules(Gate(min_accuracy=0.5, min_f1=0.5)), evidence.gated_metrics) \
+        == "test spam F1 0.9100 < champion (version 2) 0.9200 on the 40 test rows it did not train on"
+
+
 def test_gate_passes_at_the_check_pass_rate_and_rejects_below_it():
     scores = {"accuracy": 0.98, "f1": 0.92}
     assert rejection_reason(scores, checked([True] * 9 + [False]), **GATE) is None  # 0.9 exactly

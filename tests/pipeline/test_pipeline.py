@@ -15,10 +15,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import (PROJECT_DIR, STEPS, children, error_line, free_port, mlflow_run, params, run_with_tracking,
-                           tiny_params)
+from steps import prepare, register, validate
+from tests.helpers import (PROJECT_DIR, STEPS, assert_one_line_error, children, error_line, free_port, mlflow_run, output_of,
+                           params, run_with_tracking, tiny_params, write_uci)
 
 pytestmark = pytest.mark.slow
 
@@ -278,6 +280,44 @@ def test_a_version_below_the_baseline_is_rejected(pipeline, run_project, client,
                         r"\(TF-IDF \+ linear SVM\) F1 \d\.\d{4} \+ min_margin_over_baseline 0\.5; "
                         r"champion stays at version 1", error_line(result)), error_line(result)
     assert client.get_model_version_by_alias("spam-classifier", "champion").version == champion
+
+
+def test_a_champion_of_another_split_is_compared_on_the_test_texts_it_did_not_train_on(
+        pipeline, client, uci_file, tiny_checks, tmp_path):
+    # Version 1 (the champion) trained on seed 22's split; seed 23 draws another, most of whose test
+    # texts it trained or was validated on. A new version of the same checkpoint is compared with
+    # it on the rest only, where both answer alike; the margin rule refuses it, so nothing moves.
+    first = pipeline["children"]
+    other = output_of(prepare.main, "--dataset", uci_file, "--seed", 23)
+    version = output_of(register.main, "--checkpoint", first["train"].data.tags["output_uri"]).rsplit("/", 1)[1]
+    gate = ["--checks", tiny_checks, "--min-accuracy", 0.5, "--min-f1", 0.5, "--min-margin-over-baseline", 0.5]
+    result = CliRunner().invoke(validate.main, ["--model-uri", f"models:/spam-classifier/{version}",
+                                                "--test-data", f"{other}/test.parquet", *map(str, gate)])
+    assert result.exit_code != 0 and "< champion" not in result.output, result.output
+    seen = pd.concat(pd.read_parquet(mlflow.artifacts.download_artifacts(f"{first['prepare'].data.tags['output_uri']}"
+                                                                         f"/{split}.parquet"))
+                     for split in ("train", "validation"))
+    test = pd.read_parquet(mlflow.artifacts.download_artifacts(f"{other}/test.parquet"))
+    unseen = int((~test["text"].isin(seen["text"])).sum())
+    assert 0 < unseen < len(test)
+    scores = mlflow.last_active_run().data.metrics  # validate's, in this process
+    assert scores["champion_rows"] == unseen
+    assert scores["beside_champion_f1"] == scores["champion_f1"]  # the same weights on the same texts
+    assert re.search(rf"champion version 1 F1 [\d.]+ on the {unseen} test rows it did not train on \(this version",
+                     result.output)
+    assert str(client.get_model_version_by_alias("spam-classifier", "champion").version) == "1"
+
+    # Data the champion trained on, split again: every test text seen, so no comparison is fair.
+    seen_file = write_uci(tmp_path / "seen.tsv", [(("ham", "spam")[label], text) for label, text
+                                                 in zip(seen["label"], seen["text"])])
+    again = output_of(prepare.main, "--dataset", seen_file, "--seed", 23)
+    result = CliRunner().invoke(validate.main, ["--model-uri", f"models:/spam-classifier/{version}",
+                                                "--test-data", f"{again}/test.parquet", *map(str, gate)])
+    assert_one_line_error(result, f"Error: spam-classifier version {version} not promoted: the champion (version 1) "
+                          "trained on every text of this test split, so the two cannot be compared fairly: validate "
+                          "on a split the champion did not train on; champion stays at version 1")
+    assert client.get_model_version("spam-classifier", version).tags["validation_status"] == "rejected"
+    assert str(client.get_model_version_by_alias("spam-classifier", "champion").version) == "1"
 
 
 @pytest.mark.parametrize("bad, failing_step, fragment", [
