@@ -147,8 +147,7 @@ def unseen(frame: pd.DataFrame, seen: pd.DataFrame) -> np.ndarray:
     """Which rows of `frame` hold a text (a pair: both texts) that is not in `seen`: the rows a
     model trained and validated on `seen` can be fairly scored on."""
     columns = text_columns_of(frame)
-    known = set(seen[columns].itertuples(index=False, name=None))
-    return np.array([row not in known for row in frame[columns].itertuples(index=False, name=None)], dtype=bool)
+    return ~pd.MultiIndex.from_frame(frame[columns]).isin(pd.MultiIndex.from_frame(seen[columns]))
 
 
 def drop_empty_and_repeated(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

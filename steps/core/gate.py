@@ -104,14 +104,16 @@ def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, threshol
         gate.append(Rule("f1", baseline_f1 + min_margin_over_baseline,
                          f"test {f1_name} {f1:.4f} < baseline ({baseline.NAME}) F1 {baseline_f1:.4f} "
                          f"+ min_margin_over_baseline {min_margin_over_baseline:g}"))
-    if champion_f1 is not None and champion_rows is None:
-        gate.append(Rule("f1", champion_f1,
-                         f"test {f1_name} {f1:.4f} < champion (version {champion_version}) {champion_f1:.4f}"))
-    elif champion_f1 is not None:
-        gate.append(Rule(BESIDE_CHAMPION, champion_f1,
-                         f"test {f1_name} {f1_beside_champion:.4f} < champion (version {champion_version}) "
-                         f"{champion_f1:.4f} on the {champion_rows} test rows it did not train on"))
+    if champion_f1 is not None:
+        metric, mine = ("f1", f1) if champion_rows is None else (BESIDE_CHAMPION, f1_beside_champion)
+        gate.append(Rule(metric, champion_f1, f"test {f1_name} {mine:.4f} < champion (version {champion_version}) "
+                                              f"{champion_f1:.4f}{rows_unseen_by_champion(champion_rows)}"))
     return gate
+
+
+def rows_unseen_by_champion(champion_rows: int | None) -> str:
+    """Where the champion was scored, as the gate's words say it: nothing for the whole split."""
+    return "" if champion_rows is None else f" on the {champion_rows} test rows it did not train on"
 
 
 @dataclass
@@ -167,12 +169,9 @@ class Evidence:
                                      for key, value in self.rates.items() if key != "checks_pass_rate")
             parts.append(f"checks passed {int(checks['passed'].sum())}/{len(checks)} ({capabilities})")
         parts.append(f"baseline F1 {self.baseline_scores['f1']:.4f}")
-        if self.champion and self.champion_rows is not None:
-            parts.append(f"champion version {self.champion} F1 {self.champion_f1:.4f} on the {self.champion_rows} "
-                         f"test rows it did not train on (this version {self.f1_beside_champion:.4f})")
-        else:
-            parts.append(f"champion version {self.champion} F1 {self.champion_f1:.4f}" if self.champion
-                         else "no champion yet")
+        beside = "" if self.champion_rows is None else f" (this version {self.f1_beside_champion:.4f})"
+        parts.append(f"champion version {self.champion} F1 {self.champion_f1:.4f}"
+                     f"{rows_unseen_by_champion(self.champion_rows)}{beside}" if self.champion else "no champion yet")
         if self.disagreements is not None:
             parts.append(f"{self.serving_format}: {self.disagreements} of {self.test_rows} test messages answered "
                          "otherwise than by the fp32 checkpoint")

@@ -83,7 +83,7 @@ def compare_with_champion(client, name: str, version: str, task: Task, test: pd.
                "compared fairly: validate on a split the champion did not train on")
     beside = {}
     if rows is not None:
-        test, inputs, predicted = test[rows], task.model_input(test[rows]), predicted[rows]
+        test, inputs, predicted = test[rows], inputs[rows], predicted[rows]
         mlflow.log_metric("champion_rows", int(rows.sum()))
         beside = {"champion_rows": int(rows.sum()), "scores_beside_champion": evaluate(
             task, test["text"], test["label"], predicted, probabilities[rows], gate.BESIDE_CHAMPION_PREFIX)}
