@@ -21,7 +21,7 @@ import click
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from steps.core import baseline, gate, hub
+from steps.core import baseline, blend, gate, hub
 from steps.core.reading import Reading
 from steps.core.recipe import SEARCHED, Recipe
 from steps.core.specs import Gate, Preparation, Serving, as_params
@@ -69,7 +69,7 @@ def check_fits_the_task(data: str, recipe: Recipe, checks: str) -> None:
     """What only the task prepare read can tell: thresholds=tuned needs tags, and a checks file the task's
     labels; each a one-line error before anything is trained or registered."""
     task = read_task(Path(tracking.download(f"{data}/{contract.TASK_FILE}", "the task")).parent)
-    recipe.check_task(task.multi_label)
+    recipe.for_task(task.multi_label)  # its one-line error; train resolves auto itself
     if checks:
         gate.read_checks(checks, task)
 
@@ -93,6 +93,8 @@ def pipeline_summary(runs: dict, params: dict, parent_run_id: str) -> str:
     lines += [f"  {step:<9} run {run.info.run_id}  -> {run.data.tags[contract.OUTPUT_TAG]}"
               + ("  (reused)" if run.data.tags.get(contract.PARENT_TAG) != parent_run_id else "")
               for step, run in runs.items()]
+    if "blend_weight" in runs["train"].data.metrics:
+        lines.append("  served: " + blend.Choice.from_metrics(runs["train"].data.metrics).described("F1"))
     scores = runs["validate"].data.metrics
     lines.append("  test: " + ", ".join(f"{key} {scores[f'test_{key}']:.4f}" for key in PROJECT_NAMES
                                         if f"test_{key}" in scores))

@@ -11,7 +11,8 @@ Logs:    a text-classification pipeline with mlflow.transformers.log_model (sign
          torch_dtype, explicit pip requirements, the task from the checkpoint's task.json in the
          model's metadata: it answers the task's class names, id2label from the task); tag
          dtype. With long_text head_tail or chunks or text pairs (which the pipeline cannot read), a
-         multi-label task (whose lists of tags its pyfunc cannot answer), or with
+         multi-label task (whose lists of tags its pyfunc cannot answer), a blend (train's lexical
+         model at a weight above 0, which the pipeline cannot hold), or with
          serving_format onnx or onnx-int8 instead, the project's own pyfunc model
          (steps/served/model.py: the checkpoint in torch, or in ONNX Runtime), which takes and
          answers what the transformers one does (the same for a text-pair task, whose
@@ -40,6 +41,7 @@ from steps.plumbing import model_card as model_card_store
 from steps.plumbing.cli import spec_from, spec_options, summary
 from steps.plumbing.scoring import TASK_METADATA
 from steps.plumbing.serving import log_served_model
+from steps.served.text_classifier import LEXICAL
 
 # The pipeline's own "top_k not given": each text's best class, as `label` and `score`. Stored so that
 # a load may override it (MLflow overrides only stored keys) with scoring.CLASS_SCORES; left out
@@ -62,7 +64,11 @@ def checkpoint_task(checkpoint_dir: str):
     if missing:
         raise PipelineError(f"{checkpoint_dir} holds no model ({' and '.join(missing)} missing): "
                             "pass the output URI of train as checkpoint")
-    return read_task(checkpoint_dir)
+    task = read_task(checkpoint_dir)
+    if task.blend_weight and not (Path(checkpoint_dir) / LEXICAL).exists():
+        raise PipelineError(f"{checkpoint_dir} blends a lexical model at weight {task.blend_weight:g} but holds no "
+                            f"{LEXICAL}: pass the whole output of train as checkpoint, or train again")
+    return task
 
 
 def build_pipeline(checkpoint_dir: str, batch_size: int, device: str):
@@ -130,15 +136,15 @@ def main(checkpoint, registered_model_name, **options):
         else:
             dtype = serving_dtype(serving.serving_dtype, device)
             mlflow.set_tag("dtype", dtype)
-            if task.read_as.long_text == "head" and not task.pair_columns and not task.multi_label:
+            if task.read_as.long_text == "head" and not (task.pair_columns or task.multi_label or task.blend_weight):
                 model_info = mlflow.transformers.log_model(
                     name="model",
                     **model_arguments(build_pipeline(folder, batch_size, device), task, batch_size, device, dtype))
-            else:  # the pipeline reads one text's head only and answers one label: the checkpoint in torch
+            else:  # the pipeline reads one text's head only, answers one label and blends nothing: the checkpoint in torch
                 model_info = log_served_model(folder, "torch", task, batch_size, dtype=dtype)
         mlflow.set_tag(contract.FORMAT_TAG, serving_format)
         model_card = card.with_section(card.read_card(folder), "Serving", card.serving_section(
-            serving_format, dtype, batch_size))
+            serving_format, dtype, batch_size, task.blend_weight))
         with model_card_store.writing(f"into run {run.info.run_id}", "register again; no version was registered"):
             mlflow.log_text(str(model_card), contract.CARD_FILE)
         version = register(model_info.model_uri, registered_model_name,

@@ -5,7 +5,8 @@ Inputs:  data (URI of prepare's output), model (whose tokenizer: Hub id or local
          chunks), stride.
 Logs:    artifact tokenized/ holding dataset/ (a `datasets` DatasetDict saved with
          save_to_disk, no padding: batches are padded at training time; with chunks, a row per
-         window and its text's index in `document`), tokenizer/ and task.json (prepare's, with the
+         window and its text's index in `document`), train.parquet and validation.parquet
+         (prepare's texts: train's lexical model reads them), tokenizer/ and task.json (prepare's, with the
          reading added: register stores it in the model, which reads every text the same way),
          README.md (prepare's model card with what a long text loses added to its limits);
          token-length metrics (median, p95, max, fraction_truncated: the texts (or pairs)
@@ -14,6 +15,7 @@ Output:  runs:/<run id>/tokenized
 """
 
 import dataclasses
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -49,6 +51,8 @@ def main(data, model, **options):
             folder = Path(tmp, contract.TOKENIZED_DIR)
             tokenized.save_to_disk(str(folder / "dataset"))
             tokenizer.save_pretrained(str(folder / "tokenizer"))
+            for split in contract.LEXICAL_SPLITS:
+                shutil.copy(data_dir / contract.split_file(split), folder)
             write_task(dataclasses.replace(read_task(data_dir), reading=reading), folder)
             card.write_card(card.with_limits(card.read_card(data_dir), card.reading_limit(
                 reading.max_length, reading.long_text, stats["fraction_truncated"])), folder)

@@ -10,6 +10,10 @@ Inputs:  tokenized (URI of tokenize's output), model (Hub id or local folder), t
          resume: go on from the last epoch of an unfinished run with the same params and commit.
 Logs:    epochs_run (fewer than epochs when early_stopping_patience stopped it), best_epoch;
          with thresholds=tuned (multi-label), threshold_<tag>, also stored in the checkpoint's task.json;
+         with blend=auto (steps/core/blend.py), blend_weight (the lexical model's share of the served
+         probabilities, also in task.json), validation_f1_encoder, validation_f1_lexical and
+         validation_f1_blend, and validation_probabilities.json (each validation text's label and
+         both readers' probabilities: a blend or a calibration computed again without training);
          per-step training loss and learning rate; per-epoch validation loss, accuracy, the
          task's precision, recall and F1 (the positive class's, or macro), macro_f1, each class's
          precision_/recall_/f1_<label> and ROC AUC (through the Trainer's MLflow callback);
@@ -19,7 +23,8 @@ Logs:    epochs_run (fewer than epochs when early_stopping_patience stopped it),
          and resumed_from_epoch when it resumed; artifact checkpoint/ with the best epoch by the
          task's validation F1 (safetensors weights, config with id2label/label2id, tokenizer, task.json,
          README.md: the model card with the base model, the task, the recipe, epochs run, the best
-         epoch, time and machine added: the folder is a Hub model folder).
+         epoch, time and machine added: the folder is a Hub model folder), and lexical.joblib,
+         the blend's lexical model, when its weight is above 0.
 Output:  runs:/<run id>/checkpoint
 """
 
@@ -30,17 +35,20 @@ import time
 from pathlib import Path
 
 import click
+import joblib
 import mlflow
+import pandas as pd
 
-from steps.core import card, hardware, hub
+from steps.core import blend, card, hardware, hub
 from steps.core.errors import PipelineError
 from steps.core.recipe import Recipe
 from steps.core.specs import as_params
 from steps.core.metrics import tuned_thresholds
 from steps.core.task import metric_key, read_task, write_task
-from steps.core.training import epochs_run, fine_tune, read_tokenized, tokenized_task, validation_answers
+from steps.core.training import epochs_run, fine_tune, read_tokenized, tokenized_task, validation_probabilities
 from steps.plumbing import contract, environment, launch, resumable, tracking
 from steps.plumbing.cli import process_options, spec_from, spec_options, summary
+from steps.served.text_classifier import LEXICAL
 
 # The Trainer's MLflow callback would log every TrainingArguments field as a param, and
 # clash with this step's own params (`learning_rate` "5e-5" vs "5e-05"); the full
@@ -60,15 +68,28 @@ def train_process(folder: str, model_name: str, output_dir: str, recipe: Recipe,
     with tracking.joined_run(step_run if first else None):
         trainer = fine_tune(datasets, tokenizer, model_name, task, str(Path(output_dir, "trainer")), recipe,
                             report_to="mlflow", callbacks=(resumable.LogEachEpoch(),), resume_from=resume_from)
-    if recipe.thresholds == "tuned":  # each tag's, on the validation texts, with the best epoch's weights
-        task = dataclasses.replace(task, thresholds=tuned_thresholds(*validation_answers(trainer, datasets, task)))
     checkpoint = Path(output_dir, contract.CHECKPOINT_DIR)
     trainer.save_model(str(checkpoint))  # the best epoch, with its tokenizer
     if not trainer.is_world_process_zero():
         return None
+    tuned, choice, probabilities = recipe.thresholds == "tuned", None, None
+    if tuned or recipe.blend == "auto":  # picked on the validation texts as the best epoch answers them served
+        train, validation = (pd.read_parquet(Path(folder, contract.split_file(split)))
+                             for split in contract.LEXICAL_SPLITS)
+        labels = task.targets(validation["label"])
+        encoder = validation_probabilities(checkpoint, task, validation, recipe.eval_batch_size)
+    if recipe.blend == "auto":  # the lexical model beside the weights, at the weight validation picks
+        lexical, choice, lexical_probabilities = blend.fit_blend(task, train, validation, encoder, tuned)
+        task = dataclasses.replace(task, blend_weight=choice.weight, thresholds=choice.thresholds)
+        if choice.weight > 0:
+            joblib.dump(lexical, checkpoint / LEXICAL)
+        probabilities = blend.probability_table(task, labels, encoder=encoder, lexical=lexical_probabilities)
+    elif tuned:  # each tag's threshold for its best F1 on the validation texts
+        task = dataclasses.replace(task, thresholds=tuned_thresholds(labels, encoder))
     write_task(task, checkpoint)  # register stores it in the model's metadata
     epochs, best_epoch = epochs_run(trainer)
-    return {"best_f1": trainer.state.best_metric, "epochs_run": epochs, "best_epoch": best_epoch,
+    return {"best_f1": trainer.state.best_metric, "epochs_run": epochs, "best_epoch": best_epoch, "blend": choice,
+            "validation_probabilities": probabilities, "f1_name": task.f1_name,
             "thresholds": dict(zip(task.labels, task.thresholds or ())),
             "training_args": trainer.args.to_dict(),
             "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32"}
@@ -94,7 +115,8 @@ def main(tokenized, model, resume, num_processes, num_machines, machine_rank, ma
         tracking.carry_data_digest(tokenized)
         mlflow.log_param("effective_batch_size", recipe.batch_size * num_processes)
         folder = tracking.download(tokenized, "the tokenized splits")
-        recipe.check_task(tokenized_task(Path(folder)).multi_label)
+        recipe = recipe.for_task(tokenized_task(Path(folder)).multi_label)
+        mlflow.log_params({f"resolved_{name}": getattr(recipe, name) for name in ("class_weights", "thresholds")})
         resume_from = resume_point(run) if resume and num_machines == 1 else None
         # one process trains right here, in this run; launched ones join it
         step_run = (mlflow.get_tracking_uri(), run.info.run_id) if processes.distributed else None
@@ -107,12 +129,15 @@ def main(tokenized, model, resume, num_processes, num_machines, machine_rank, ma
             mlflow.log_metrics({"best_validation_f1": result["best_f1"], "epochs_run": result["epochs_run"],
                                 "best_epoch": result["best_epoch"],
                                 **{f"threshold_{metric_key(tag)}": cut for tag, cut in result["thresholds"].items()}})
+            if choice := result["blend"]:
+                mlflow.log_metrics(choice.metrics())
+                mlflow.log_table(result["validation_probabilities"], contract.VALIDATION_PROBABILITIES)
             checkpoint = Path(tmp, contract.CHECKPOINT_DIR)
             card.write_card(training_card(folder, model, recipe, result, seconds), checkpoint)
             mlflow.log_artifacts(str(checkpoint), contract.CHECKPOINT_DIR)
         resumable.drop(run.info.run_id)
         click.echo(f"best validation F1 {result['best_f1']:.4f} at epoch {result['best_epoch']:g} of "
-                   f"{result['epochs_run']:g} run")
+                   f"{result['epochs_run']:g} run" + (f"; served: {choice.described(result['f1_name'])}" if choice else ""))
         tracking.set_output(tracking.artifact_uri(run, contract.CHECKPOINT_DIR))
 
 
@@ -121,10 +146,12 @@ def training_card(folder: str, model: str, recipe: Recipe, result: dict, seconds
     model_card = card.read_card(folder)
     if not hub.looks_like_path(model):  # the Hub's base_model is a Hub id; a folder is named in the text
         model_card.data.base_model = model
-    model_card = card.with_section(model_card, "What it is", card.task_section(model, read_task(folder)))
+    model_card = card.with_section(model_card, "What it is", card.task_section(
+        model, read_task(folder), result["blend"].weight if result["blend"] else 0.0))
     return card.with_section(model_card, "Training", card.training_section(
         as_params(recipe), result["epochs_run"], result["best_epoch"], result["best_f1"], seconds,
-        hardware.training_machine(recipe.device == "cpu"), result["precision"]))
+        hardware.training_machine(recipe.device == "cpu"), result["precision"],
+        result["blend"].described(result["f1_name"]) if result["blend"] else ""))
 
 
 def resume_point(run) -> str | None:

@@ -121,6 +121,7 @@ def main(tokenized, model, trials, tune_storage, study_name, **options):
         tracking.carry_data_digest(tokenized)
         folder = Path(tracking.download(tokenized, "the tokenized splits"))
         datasets, tokenizer, task = read_tokenized(folder)
+        fixed = fixed.for_task(task.multi_label)
         study_name = study_name or default_study_name(tokenized, model)
         try:
             study = optuna.create_study(study_name=study_name, storage=tune_storage or None, direction="maximize",

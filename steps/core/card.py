@@ -105,8 +105,8 @@ def language_limit(texts) -> str:
             "texts in other scripts or languages are outside what it learned.")
 
 
-def task_section(base_model: str, task: Task) -> str:
-    """train's part: what the model is."""
+def task_section(base_model: str, task: Task, blend_weight: float = 0.0) -> str:
+    """train's part: what the model is (blend_weight: the TF-IDF model's share of its probabilities)."""
     scored = (f"binary; scored by the F1 of `{task.positive_label}`" if task.is_binary
               else f"{len(task.labels)} tags, any number a text, each answered at probability "
                    + (", ".join(f"`{label}` {cut:g}" for label, cut in zip(task.labels, task.cutoffs))
@@ -114,7 +114,9 @@ def task_section(base_model: str, task: Task) -> str:
               if task.multi_label else f"{len(task.labels)} classes, one a text; scored by macro F1")
     reading = task.read_as
     return "\n".join([
-        f"A text classifier fine-tuned from `{base_model}` on {task.inputs_name}.", "",
+        f"A text classifier fine-tuned from `{base_model}` on {task.inputs_name}"
+        + (f", blended with a TF-IDF model (its probabilities' weight {blend_weight:g})" if blend_weight else "")
+        + ".", "",
         f"- Labels, in id order: {', '.join(f'`{label}`' for label in task.labels)} ({scored}).",
         f"- Reads {reading.max_length} tokens at once; a longer text: `{reading.long_text}`"
         + (f" (windows sharing {reading.stride} tokens, their probabilities averaged)"
@@ -122,10 +124,12 @@ def task_section(base_model: str, task: Task) -> str:
 
 
 def training_section(recipe: dict, epochs_run: float, best_epoch: float, best_f1: float, seconds: float,
-                     machine: str, precision: str) -> str:
-    """train's part: how it was trained, every recipe setting, and how long it took where."""
+                     machine: str, precision: str, served: str = "") -> str:
+    """train's part: how it was trained, every recipe setting, how long it took where, and what is
+    served (`served`: the blend, in words)."""
     return (f"{epochs_run:g} epoch{'' if epochs_run == 1 else 's'} run, the best (kept) epoch {best_epoch:g} with "
             f"validation F1 {best_f1:.4f}; {seconds / 60:.1f} min on {machine}, {precision}.\n\n"
+            + (f"Served: {served}.\n\n" if served else "")
             + table(["setting", "value"], [[f"`{name}`", f"`{value}`"] for name, value in recipe.items()]))
 
 
@@ -143,10 +147,11 @@ def reading_limit(max_length: int, long_text: str, fraction_cut: float) -> str:
             f"{'the start' if long_text == 'head' else 'the start and the end'} of a longer text.")
 
 
-def serving_section(serving_format: str, dtype: str, batch_size: int) -> str:
+def serving_section(serving_format: str, dtype: str, batch_size: int, blend_weight: float = 0.0) -> str:
     """register's part."""
     return (f"Served as `{serving_format}`" + (f", weights in {dtype}" if dtype else "")
-            + f", in batches of {batch_size}; every format reads a text as training did.")
+            + f", in batches of {batch_size}; every format reads a text as training did"
+            + (f" and blends the TF-IDF model's probabilities at weight {blend_weight:g}" if blend_weight else "") + ".")
 
 
 def confused_pairs(task: Task, labels, predicted, shown: int = 3) -> list[tuple[str, str, int]]:

@@ -9,14 +9,14 @@ gated on checks when a checks file is given.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from steps.core import baseline, data
-from steps.core.specs import Gate
+from steps.core.specs import AUTO, Gate
 from steps.core.task import Task, metric_key
 
 SMS_CHECKS = str(Path(__file__).resolve().parents[1] / "checks" / "behaviour.csv")  # steps/checks/
@@ -24,6 +24,7 @@ UNGROUPED = "all"  # the capability of every row of a checks file without a capa
 FAILED_SHOWN = 8   # failed messages named in a rejection reason; the rest are in behaviour_checks.json
 BESIDE_CHAMPION_PREFIX = "beside_champion_"  # the version's scores on the test rows the champion did not train on
 BESIDE_CHAMPION = BESIDE_CHAMPION_PREFIX + "f1"
+GATE_FIELDS = {spec_field.name: spec_field for spec_field in fields(Gate)}
 REPORTED = ("accuracy", "precision", "recall", "f1", "macro_f1", "micro_f1", "hamming_loss", "roc_auc")  # validate's line
 
 
@@ -90,7 +91,7 @@ def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, threshol
     it the champion did not train on, where the version scored `f1_beside_champion`. The F1 is the
     task's (`task.f1_name`)."""
     accuracy, f1, f1_name = scores["accuracy"], scores["f1"], task.f1_name
-    min_accuracy, min_f1 = thresholds.min_accuracy, thresholds.min_f1
+    min_accuracy, min_f1 = (floor(thresholds, name, task) for name in ("min_accuracy", "min_f1"))
     min_check_pass_rate, min_margin_over_baseline = thresholds.min_check_pass_rate, thresholds.min_margin_over_baseline
     gate = []
     if check_results is not None:
@@ -98,8 +99,10 @@ def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, threshol
         gate.append(Rule("checks_pass_rate", min_check_pass_rate,
                          f"behaviour checks passed {passed}/{len(check_results)} ({rate:.1%}) < min_check_pass_rate "
                          f"{min_check_pass_rate:g}; failed: {failed_checks(check_results)}"))
-    gate += [Rule("accuracy", min_accuracy, f"test accuracy {accuracy:.4f} < min_accuracy {min_accuracy}"),
-             Rule("f1", min_f1, f"test {f1_name} {f1:.4f} < min_f1 {min_f1}")]
+    if min_accuracy is not None:
+        gate.append(Rule("accuracy", min_accuracy, f"test accuracy {accuracy:.4f} < min_accuracy {min_accuracy:g}"))
+    if min_f1 is not None:
+        gate.append(Rule("f1", min_f1, f"test {f1_name} {f1:.4f} < min_f1 {min_f1:g}"))
     if baseline_f1 is not None:
         gate.append(Rule("f1", baseline_f1 + min_margin_over_baseline,
                          f"test {f1_name} {f1:.4f} < baseline ({baseline.NAME}) F1 {baseline_f1:.4f} "
@@ -109,6 +112,14 @@ def rules(task: Task, scores: dict, check_results: pd.DataFrame | None, threshol
         gate.append(Rule(metric, champion_f1, f"test {f1_name} {mine:.4f} < champion (version {champion_version}) "
                                               f"{champion_f1:.4f}{rows_unseen_by_champion(champion_rows)}"))
     return gate
+
+
+def floor(thresholds: Gate, name: str, task: Task) -> float | None:
+    """A gate field's floor: as given, or for `auto` the demo's (the ham/spam task) and none elsewhere."""
+    value = getattr(thresholds, name)
+    if value != AUTO:
+        return float(value)
+    return GATE_FIELDS[name].metadata["auto"] if task.is_sms_spam else None
 
 
 def rows_unseen_by_champion(champion_rows: int | None) -> str:

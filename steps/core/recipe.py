@@ -3,7 +3,7 @@ and its help. train, tune, main and the benchmark take a Recipe; their command-l
 made from these fields (steps/plumbing/cli.py), and a test holds MLproject to them. A new
 hyperparameter is a new field here and a line in MLproject (steps/core/specs.py: the other steps' specs)."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from steps.core.errors import PipelineError
 from steps.core.specs import PRECISIONS, setting
@@ -25,20 +25,28 @@ class Recipe:
     group_by_length: bool = setting(True, "Batch messages of similar length together (less padding).")
     eval_batch_size: int = setting(64, "Batch size of the per-epoch validation.", min=1)
     device: str = setting("auto", "auto: a GPU when there is one; cpu: the CPU even then.", choices=("auto", "cpu"))
-    class_weights: str = setting("none", "balanced: weigh each class's loss by the inverse of its share of the "
-                                         "training split (scikit-learn's balanced weights); none: every text alike.",
-                                 choices=("none", "balanced"))
-    thresholds: str = setting("fixed", "Multi-label tasks: fixed answers a tag at probability 0.5; tuned picks each "
-                                       "tag's threshold for its best F1 on the validation split.",
-                              choices=("fixed", "tuned"))
+    class_weights: str = setting("auto", "balanced: weigh each class's loss by the inverse of its share of the "
+                                         "training split (scikit-learn's balanced weights); none: every text alike; "
+                                         "auto: balanced for tags, none for classes (as measured: docs/parameters.md).",
+                                 choices=("auto", "none", "balanced"))
+    thresholds: str = setting("auto", "Multi-label tasks: fixed answers a tag at probability 0.5; tuned picks each "
+                                      "tag's threshold for its best F1 on the validation split; auto: tuned for tags.",
+                              choices=("auto", "fixed", "tuned"))
+    blend: str = setting("auto", "auto: blend the encoder with a TF-IDF + logistic regression model fitted on the "
+                                 "train split, weighted as the validation split scores best (0: the encoder alone); "
+                                 "none: the encoder alone.", choices=("auto", "none"))
     early_stopping_patience: int = setting(0, "Stop after this many epochs without a better validation score (the "
                                               "best epoch is kept); 0: train every epoch.", min=0)
 
-    def check_task(self, multi_label: bool) -> None:
-        """A one-line error for a setting that does not fit the task."""
+    def for_task(self, multi_label: bool) -> "Recipe":
+        """The recipe with `auto` resolved for the task (tags: balanced weights and tuned thresholds,
+        without which a rare tag is never answered; classes: neither); a one-line error for a setting
+        that does not fit the task."""
         if self.thresholds == "tuned" and not multi_label:
             raise PipelineError("thresholds=tuned is for multi-label tasks (a tag's threshold); this task answers "
-                                "one class a text: leave thresholds at fixed")
+                                "one class a text: leave thresholds at auto or fixed")
+        auto = {"class_weights": "balanced" if multi_label else "none", "thresholds": "tuned" if multi_label else "fixed"}
+        return replace(self, **{name: value for name, value in auto.items() if getattr(self, name) == "auto"})
 
     def check(self) -> None:
         """A one-line error for a patience that could never stop the training: the first epoch sets

@@ -37,6 +37,8 @@ class Task:
     label_separator: str = field(default=TAG_SEPARATOR, compare=False)  # multi-label: between a field's tags
     thresholds: tuple[float, ...] | None = field(default=None, compare=False)  # multi-label: each tag's, when
     # train tuned them on the validation split (None: THRESHOLD for every tag)
+    blend_weight: float = field(default=0.0, compare=False)  # the lexical model's share of the served
+    # probabilities, as train picked it on the validation split (steps/core/blend.py; 0: the encoder alone)
 
     @property
     def is_binary(self) -> bool:
@@ -128,7 +130,8 @@ class Task:
                 **({"reading": asdict(self.reading)} if self.reading else {}),
                 **({"pair_columns": list(self.pair_columns)} if self.pair_columns else {}),
                 **({"multi_label": True, "label_separator": self.label_separator} if self.multi_label else {}),
-                **({"thresholds": list(self.thresholds)} if self.thresholds else {})}
+                **({"thresholds": list(self.thresholds)} if self.thresholds else {}),
+                **({"blend_weight": self.blend_weight} if self.blend_weight else {})}
 
     @classmethod
     def from_dict(cls, fields: dict) -> "Task":
@@ -137,7 +140,8 @@ class Task:
         examples = tuple(tuple(example) if pair_columns else example for example in fields.get("examples", ()))
         thresholds = tuple(fields["thresholds"]) if "thresholds" in fields else None
         return cls(tuple(fields["labels"]), fields.get("positive_label"), examples, reading, pair_columns,
-                   fields.get("multi_label", False), fields.get("label_separator", TAG_SEPARATOR), thresholds)
+                   fields.get("multi_label", False), fields.get("label_separator", TAG_SEPARATOR), thresholds,
+                   fields.get("blend_weight", 0.0))
 
     def model_input(self, frame: pd.DataFrame):
         """What the served model takes for the rows of a prepared split (or checks file): its texts,

@@ -6,9 +6,11 @@ callbacks the caller passes log whatever else."""
 import datetime
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from datasets import load_from_disk
 from sklearn.utils.class_weight import compute_class_weight
@@ -152,17 +154,13 @@ def fine_tune(tokenized, tokenizer, model_name: str, task: Task, output_dir: str
     return trainer
 
 
-def validation_answers(trainer: Trainer, tokenized, task: Task) -> tuple[np.ndarray, np.ndarray]:
-    """The validation texts' labels and probabilities from the trained model, each text scored as
-    served (with chunks, the mean of its windows'). Every process must call it (it gathers)."""
-    output = trainer.predict(tokenized["validation"])
-    probabilities = text_classifier.activate(output.predictions, task.multi_label)
-    # the labels as the Trainer returns them, in its order: with group_by_length it orders the windows by
-    # length; with chunks it keeps the dataset's order (group_by_length is off), which `document` follows
-    labels = np.asarray(output.label_ids).astype("int64")
-    documents = np.asarray(tokenized["validation"]["document"])
-    first_windows = np.unique(documents, return_index=True)[1]
-    return labels[first_windows], text_classifier.pool(probabilities, documents, documents.max() + 1)
+def validation_probabilities(checkpoint: Path, task: Task, validation: pd.DataFrame, batch_size: int) -> np.ndarray:
+    """The probabilities of prepare's validation split (its texts, or pairs) in the split's order,
+    from the checkpoint saved in `checkpoint`, each text read and scored as served, in fp32 (the
+    Trainer's own evaluation orders the texts by length: they would have to be matched back)."""
+    scorer = text_classifier.checkpoint_scorer(str(checkpoint), asdict(task.read_as))
+    pairs = list(validation["text_pair"]) if "text_pair" in validation else None
+    return scorer.probabilities(list(validation["text"]), batch_size, pairs)
 
 
 def epochs_run(trainer: Trainer) -> tuple[float, float]:

@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import click
 
-from steps.core.specs import field_type
+from steps.core.specs import AUTO, field_type
 
 
 def summary(doc: str) -> str:
@@ -17,8 +17,20 @@ def summary(doc: str) -> str:
     return doc.split("\n\n", 1)[0] + "\n\nWhat it reads, logs and outputs: docs/steps.md."
 
 
+class AutoOr(click.ParamType):
+    """"auto", or a value of `numbers` (a click type)."""
+
+    def __init__(self, numbers):
+        self.numbers, self.name = numbers, f"auto|{numbers.name}"
+
+    def convert(self, value, param, ctx):
+        return AUTO if str(value).strip().lower() == AUTO else self.numbers.convert(value, param, ctx)
+
+
 def option_type(spec_field):
     limits, kind = spec_field.metadata, field_type(spec_field)
+    if "auto" in limits:
+        return AutoOr(click.FloatRange(min=limits.get("min"), max=limits.get("max")))
     if "choices" in limits:
         return click.Choice(limits["choices"])
     if kind is int and "min" in limits:

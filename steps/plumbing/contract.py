@@ -38,6 +38,8 @@ CHAMPION_ALIAS = "champion"    # validate: the best passed version
 
 # artifact layout: each step's output folder in its run, and what prepare's holds
 DATA_DIR, TOKENIZED_DIR, CHECKPOINT_DIR = "data", "tokenized", "checkpoint"
+VALIDATION_PROBABILITIES = "validation_probabilities.json"  # train's, with blend=auto: both readers' on validation
+LEXICAL_SPLITS = ("train", "validation")  # prepare's splits tokenize passes on as texts: the blend's lexical model's
 # a registered version's model card, in its run (register's; validate rewrites it)
 CARD_DIR = "card"
 CARD_FILE = f"{CARD_DIR}/{CARD_NAME}"

@@ -106,8 +106,9 @@ def predict(predict_batch, inputs, task: Task) -> tuple[np.ndarray, np.ndarray]:
 
 def checkpoint_predict(checkpoint_dir: str, task: Task):
     """A batch function (as predict takes) of the fp32 checkpoint itself, in torch on the CPU or a
-    GPU, reading texts as the model was trained: the reference a served format is compared with."""
-    scorer = text_classifier.checkpoint_scorer(checkpoint_dir, asdict(task.read_as))
+    GPU, reading texts as the model was trained and blending as it is served: the reference a
+    served format is compared with."""
+    scorer = text_classifier.checkpoint_scorer(checkpoint_dir, asdict(task.read_as), weight=task.blend_weight)
 
     def predict_batch(inputs):
         texts, pairs = text_classifier.texts_of(inputs, task.pair_columns)

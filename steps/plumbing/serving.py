@@ -1,7 +1,7 @@
 """Logging the project's own served model (steps/served/model.py, from code) into the active run:
 the ONNX formats, and the torch one that reads a text as the transformers pipeline cannot
-(long_text head_tail or chunks, text pairs) or answers what its pyfunc cannot (a multi-label
-task's lists of tags). The model ships steps/served/text_classifier.py as its code,
+(long_text head_tail or chunks, text pairs), answers what its pyfunc cannot (a multi-label
+task's lists of tags) or blends the encoder with the lexical model. The model ships steps/served/text_classifier.py as its code,
 nothing else of the project; its pip requirements are explicit (the ONNX ones without torch)."""
 
 import tempfile
@@ -27,6 +27,7 @@ PIP_REQUIREMENTS = {
     "onnx": ("mlflow", "onnxruntime", "transformers", "tokenizers", "numpy", "pandas", "psutil"),
     "torch": ("mlflow", "torch", "transformers", "tokenizers", "numpy", "pandas"),
 }
+BLEND_REQUIREMENTS = ("scikit-learn", "joblib")  # the blend's lexical model, pickled by joblib: the same versions
 
 
 def signature(batch_size: int, task: Task) -> ModelSignature:
@@ -67,7 +68,8 @@ def log_served_model(checkpoint_dir: str, runtime: str, task: Task, batch_size: 
     keys that the logged model_config has."""
     model_config = {"batch_size": batch_size, "top_k": "", **asdict(task.read_as), "dtype": dtype,
                     "intra_op_num_threads": 0, "pair_columns": list(task.pair_columns or ()),
-                    "thresholds": task.cutoffs.tolist() if task.multi_label else []}
+                    "thresholds": task.cutoffs.tolist() if task.multi_label else [],
+                    "blend_weight": task.blend_weight}
     metadata = {TASK_METADATA: task.to_dict()}
     with tempfile.TemporaryDirectory() as folder:
         if runtime == "torch":
@@ -80,7 +82,10 @@ def log_served_model(checkpoint_dir: str, runtime: str, task: Task, batch_size: 
                             onnx_int8=runtime == "onnx-int8")
             artifacts = {text_classifier.ONNX_GRAPH: str(graph),
                          text_classifier.TOKENIZER: str(save_tokenizer(checkpoint_dir, Path(folder, "tokenizer")))}
-        requirements = PIP_REQUIREMENTS["torch" if runtime == "torch" else "onnx"]
+            if task.blend_weight:  # the torch format finds it in its checkpoint folder
+                artifacts[text_classifier.LEXICAL] = str(Path(checkpoint_dir, text_classifier.LEXICAL))
+        requirements = PIP_REQUIREMENTS["torch" if runtime == "torch" else "onnx"] + (
+            BLEND_REQUIREMENTS if task.blend_weight else ())
         return mlflow.pyfunc.log_model(
             name=name, python_model=str(SERVED / "model.py"), code_paths=[text_classifier.__file__],
             artifacts=artifacts, signature=signature(batch_size, task),

@@ -4,7 +4,9 @@ code. Neither imports anything of `steps`, so a registered version loads whereve
 it, whatever the project's layout becomes.
 
 Artifacts: `model.onnx` and `tokenizer` (its files with config.json: the labels), for ONNX
-           Runtime; or `checkpoint` (train's folder), for torch in model_config's dtype.
+           Runtime; or `checkpoint` (train's folder), for torch in model_config's dtype. Blended
+           (model_config's blend_weight above 0): the lexical model, `lexical.joblib` (in the
+           checkpoint folder for torch, an artifact of its own for ONNX Runtime).
 Takes:   texts (a list, one string, a Series, or the one-column DataFrame MLflow makes of
          `{"inputs": [...]}`, `{"dataframe_split": ...}` ...); for a text-pair task, a DataFrame
          of its two columns (model_config's pair_columns); param batch_size.
@@ -29,18 +31,20 @@ except ImportError:  # while register logs the model from the project
 class TextClassifier(mlflow.pyfunc.PythonModel):
     """model_config: max_length, long_text, stride (the reading), pair_columns ("" for single
     texts), batch_size, top_k (as the transformers pipeline's), thresholds (a multi-label model's,
-    one a tag), dtype (torch) and intra_op_num_threads (ONNX Runtime; 0: one per physical core)."""
+    one a tag), dtype (torch) and intra_op_num_threads (ONNX Runtime; 0: one per physical core),
+    blend_weight (the lexical model's share of each probability; 0: the encoder alone)."""
 
     def load_context(self, context):
         self.config = dict(context.model_config)
-        artifacts = context.artifacts
+        artifacts, weight = context.artifacts, self.config.get("blend_weight", 0.0)
         if text_classifier.CHECKPOINT in artifacts:
             self.scorer = text_classifier.checkpoint_scorer(artifacts[text_classifier.CHECKPOINT], self.config,
-                                                            self.config["dtype"])
+                                                            self.config["dtype"], weight)
         else:
             self.scorer = text_classifier.onnx_scorer(artifacts[text_classifier.ONNX_GRAPH],
                                                       artifacts[text_classifier.TOKENIZER], self.config,
-                                                      self.config["intra_op_num_threads"])
+                                                      self.config["intra_op_num_threads"],
+                                                      artifacts.get(text_classifier.LEXICAL, ""), weight)
 
     # MLflow's pyfunc hands predict a DataFrame (the signature's one string column). Saying so also
     # tells MLflow to take the logged signature rather than infer one from the hint.

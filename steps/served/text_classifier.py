@@ -14,6 +14,11 @@ long_text:
              text's answer is the mean of its windows' class probabilities (each window is a view
              of the same document: no one window's confidence should outvote the rest).
 
+The blend: where train found that a lexical model (TF-IDF words and character n-grams with
+logistic regression, `lexical.joblib`) adds to the encoder on the validation split, a text's
+probabilities are `weight * lexical + (1 - weight) * encoder`; a weight of 0 is the encoder alone,
+1 the lexical model alone (the encoder is then not run).
+
 A text pair (question and answer, subject and body) is read as the tokenizer's pair: with head,
 the longer of the two is cut first (Transformers' longest_first); with chunks, the windows run
 over the second text, each repeating the first, cut to at most half the window (as extractive
@@ -30,6 +35,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 LONG_TEXT = ("head", "head_tail", "chunks")
 ONNX_GRAPH, TOKENIZER, CHECKPOINT = "model.onnx", "tokenizer", "checkpoint"  # the served model's artifacts
+LEXICAL = "lexical.joblib"  # the blend's lexical model: an artifact of the served model, a file of train's checkpoint
 HEAD_SHARE = 0.25  # head_tail: the head's share of the window, as Sun et al.'s 128 of 510
 
 
@@ -98,6 +104,24 @@ def activate(logits: np.ndarray, multi_label: bool = False) -> np.ndarray:
     if multi_label:
         return 1 / (1 + np.exp(-logits.astype(np.float64)))
     return softmax(logits)
+
+
+def blended(encoder: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
+    """The blend's probabilities: `weight` of the lexical model's and the rest of the encoder's."""
+    return weight * np.asarray(lexical, dtype=np.float64) + (1 - weight) * np.asarray(encoder, dtype=np.float64)
+
+
+def joined_texts(texts: list[str], pairs: list[str] | None = None) -> list[str]:
+    """What the lexical model reads of a row: its text, or a pair's two joined by a line break (it reads
+    words, not pairs)."""
+    return list(texts) if pairs is None else [f"{text}\n{pair}" for text, pair in zip(texts, pairs)]
+
+
+def load_lexical(path: str):
+    """The blend's lexical model (a scikit-learn pipeline saved by train with joblib)."""
+    import joblib
+
+    return joblib.load(path)
 
 
 def _strings(values) -> list[str]:
@@ -199,9 +223,11 @@ def torch_logits(folder: str, dtype: str):
 class Scorer:
     """Texts in, each text's class probabilities out, read as the model was trained."""
 
-    def __init__(self, logits, input_names, folder: str, reading: dict):
-        """logits: padded inputs -> logits; folder: the tokenizer's files and config.json (the labels)."""
+    def __init__(self, logits, input_names, folder: str, reading: dict, lexical=None, weight: float = 0.0):
+        """logits: padded inputs -> logits; folder: the tokenizer's files and config.json (the labels);
+        lexical and weight: the blend's lexical model and its weight (None and 0: the encoder alone)."""
         self.logits, self.input_names = logits, input_names
+        self.lexical, self.weight = (lexical, weight) if lexical is not None and weight > 0 else (None, 0.0)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         config = AutoConfig.from_pretrained(folder)
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
@@ -209,6 +235,14 @@ class Scorer:
         self.reading = reading  # max_length, long_text, stride
 
     def probabilities(self, texts: list[str], batch_size: int, pairs: list[str] | None = None) -> np.ndarray:
+        if self.lexical is None:
+            return self.encoder_probabilities(texts, batch_size, pairs)
+        lexical = self.lexical.predict_proba(joined_texts(texts, pairs))
+        if self.weight >= 1:
+            return np.asarray(lexical, dtype=np.float64)
+        return blended(self.encoder_probabilities(texts, batch_size, pairs), lexical, self.weight)
+
+    def encoder_probabilities(self, texts: list[str], batch_size: int, pairs: list[str] | None = None) -> np.ndarray:
         inputs, documents = encode(self.tokenizer, texts, self.reading["max_length"], self.reading["long_text"],
                                    self.reading["stride"], pairs)
         windows = np.empty((len(documents), len(self.labels)), dtype=np.float32)
@@ -221,12 +255,16 @@ class Scorer:
         return pool(activate(windows, self.multi_label), documents, len(texts))
 
 
-def checkpoint_scorer(folder: str, reading: dict, dtype: str = "fp32") -> Scorer:
-    """A Scorer of train's checkpoint folder in torch: the torch format, and the fp32 reference
-    every served format is compared with."""
-    return Scorer(*torch_logits(folder, dtype), folder, reading)
+def checkpoint_scorer(folder: str, reading: dict, dtype: str = "fp32", weight: float = 0.0) -> Scorer:
+    """A Scorer of train's checkpoint folder in torch, blended with the lexical model it holds at
+    `weight`: the torch format, and the fp32 reference every served format is compared with."""
+    lexical = load_lexical(os.path.join(folder, LEXICAL)) if weight > 0 else None
+    return Scorer(*torch_logits(folder, dtype), folder, reading, lexical, weight)
 
 
-def onnx_scorer(graph: str, folder: str, reading: dict, threads: int = 0) -> Scorer:
-    """A Scorer of an exported graph in ONNX Runtime; folder: the tokenizer's files and config.json."""
-    return Scorer(*onnx_logits(graph, threads), folder, reading)
+def onnx_scorer(graph: str, folder: str, reading: dict, threads: int = 0, lexical: str = "",
+                weight: float = 0.0) -> Scorer:
+    """A Scorer of an exported graph in ONNX Runtime; folder: the tokenizer's files and config.json;
+    lexical: the blend's lexical model file, blended at `weight`."""
+    return Scorer(*onnx_logits(graph, threads), folder, reading, load_lexical(lexical) if weight > 0 else None,
+                  weight)

@@ -149,3 +149,26 @@ def test_a_checks_file_with_labels_not_of_the_task_is_one_line(tmp_path):
     with pytest.raises(PipelineError, match=r"^checks file .*mine.csv has labels the task does not know: "
                                             r"'phishing' 1; the task's labels are ham, spam$"):
         gate.read_checks(str(path), SMS)
+
+
+def test_auto_floors_are_the_demos_for_ham_spam_and_none_for_other_tasks():
+    """auto: the tutorial's 0.95 accuracy and 0.85 F1 for the ham/spam demo; no floor for another task,
+    where the baseline and the champion still gate; a value given applies to any task."""
+    weak = {"accuracy": 0.30, "f1": 0.40}
+    assert "min_accuracy 0.95" in rejection_reason(weak, None) and "min_f1 0.85" in rejection_reason(weak, None)
+    tags = Task(("a", "b", "c"), multi_label=True)
+    assert rejection_reason(weak, None, task=tags) is None
+    assert "baseline (TF-IDF + linear SVM) F1 0.5000" in rejection_reason(weak, None, task=tags, baseline_f1=0.5)
+    assert rejection_reason(weak, None, task=tags, min_f1=0.5) == "test macro F1 0.4000 < min_f1 0.5"
+    assert rejection_reason(weak, None, task=tags, min_f1="0.3", min_accuracy="0.2") is None
+
+
+def test_a_floor_is_auto_or_a_number_from_0_to_1_else_one_line():
+    from click.testing import CliRunner
+
+    from steps import validate
+
+    for given, expected in (("high", "'high' is not a valid float"), ("1.5", "1.5 is not in the range 0<=x<=1")):
+        result = CliRunner().invoke(validate.main, ["--model-uri", "models:/m/1", "--test-data", "x",
+                                                    "--min-f1", given])
+        assert result.exit_code == 2 and expected in result.output, result.output

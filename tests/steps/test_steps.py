@@ -109,7 +109,7 @@ def test_train_of_a_folder_that_tokenize_did_not_write_fails_with_one_line(track
 
 def test_tuned_thresholds_for_a_task_of_one_label_a_text_is_one_line_before_training(tokenized):
     result, lines = invoke(train.main, "--tokenized", tokenized, "--model", "unused", "--thresholds", "tuned")
-    assert_one_line_error(result, "thresholds=tuned is for multi-label tasks", "leave thresholds at fixed")
+    assert_one_line_error(result, "thresholds=tuned is for multi-label tasks", "leave thresholds at auto or fixed")
 
 
 def test_register_of_something_that_is_no_checkpoint_registers_nothing(tracking, tmp_path):
