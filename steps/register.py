@@ -41,7 +41,7 @@ from steps.plumbing import model_card as model_card_store
 from steps.plumbing.cli import spec_from, spec_options, summary
 from steps.plumbing.scoring import TASK_METADATA
 from steps.plumbing.serving import log_served_model
-from steps.served.text_classifier import LEXICAL
+from steps.served.text_classifier import LEXICAL, load_lexical
 
 # The pipeline's own "top_k not given": each text's best class, as `label` and `score`. Stored so that
 # a load may override it (MLflow overrides only stored keys) with scoring.CLASS_SCORES; left out
@@ -65,9 +65,17 @@ def checkpoint_task(checkpoint_dir: str):
         raise PipelineError(f"{checkpoint_dir} holds no model ({' and '.join(missing)} missing): "
                             "pass the output URI of train as checkpoint")
     task = read_task(checkpoint_dir)
-    if task.blend_weight and not (Path(checkpoint_dir) / LEXICAL).exists():
-        raise PipelineError(f"{checkpoint_dir} blends a lexical model at weight {task.blend_weight:g} but holds no "
-                            f"{LEXICAL}: pass the whole output of train as checkpoint, or train again")
+    if task.blend_weight:  # the version must answer: its lexical model is there and loads
+        lexical = Path(checkpoint_dir) / LEXICAL
+        if not lexical.exists():
+            raise PipelineError(f"{checkpoint_dir} blends a lexical model at weight {task.blend_weight:g} but holds no "
+                                f"{LEXICAL}: pass the whole output of train as checkpoint, or train again")
+        try:
+            load_lexical(str(lexical))
+        except Exception as err:  # whatever unpickling a damaged or foreign file raises
+            why = " ".join([type(err).__name__, *str(err).splitlines()[:1]])[:160]
+            raise PipelineError(f"cannot load {lexical}, the blend's lexical model ({why}): train again (with "
+                                "blend=none to serve the encoder alone)") from None
     return task
 
 

@@ -131,7 +131,8 @@ def test_server_restarted_mid_training_loses_nothing(server, tmp_path, uci_file,
     assert {f"checkpoint/{name}" for name in ("config.json", "model.safetensors", "tokenizer.json",
                                               "tokenizer_config.json", TASK_FILE)} | {"training_args.json"} <= files
     assert not [name for name in files if name.startswith("resumable/")]
-    assert set(train.data.params) == {*PROJECT.get_entry_point("train").parameters, "effective_batch_size"}
+    assert set(train.data.params) == {*PROJECT.get_entry_point("train").parameters, "effective_batch_size",
+                                      "resolved_class_weights", "resolved_thresholds"}
     [version] = client.search_model_versions("name = 'restarted'")
     assert version.status == "READY" and version.tags["validation_status"] == "passed"
 

@@ -19,6 +19,8 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from steps import prepare, register, validate
+from steps.core import blend
+from steps.plumbing import scoring
 from tests.helpers import (PROJECT_DIR, STEPS, assert_one_line_error, children, error_line, free_port, mlflow_run, output_of,
                            params, run_with_tracking, tiny_params, write_uci)
 
@@ -113,6 +115,24 @@ def test_train_logged_curves_and_a_loadable_checkpoint(pipeline, client):
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
     assert train.data.tags["resumable_epoch"] == "5"  # each epoch's resumable checkpoint was logged...
     assert "resumable" not in [a.path for a in client.list_artifacts(train.info.run_id)]  # ...and dropped at the end
+
+
+def test_train_picks_the_blend_on_validation_and_the_version_serves_it(pipeline, client):
+    """blend=auto (the default): the weight, each reader's validation F1 and their probabilities are
+    logged; the checkpoint and the registered version carry the weight; the summary says what is served."""
+    train, steps = pipeline["children"]["train"], pipeline["children"]
+    metrics = train.data.metrics
+    assert metrics["blend_weight"] in blend.WEIGHTS
+    assert metrics["validation_f1_blend"] == metrics[{0.0: "validation_f1_encoder", 1.0: "validation_f1_lexical"}.get(
+        metrics["blend_weight"], "validation_f1_blend")]
+    kept = pd.read_json(client.download_artifacts(train.info.run_id, "validation_probabilities.json"), orient="split")
+    assert len(kept) == steps["tokenize"].data.metrics["validation_windows"]
+    assert list(kept.columns) == ["label", "encoder_ham", "encoder_spam", "lexical_ham", "lexical_spam"]
+    served = scoring.model_task("models:/spam-classifier/1")
+    assert served.blend_weight == metrics["blend_weight"]
+    files = {a.path.split("/")[-1] for a in client.list_artifacts(train.info.run_id, "checkpoint")}
+    assert ("lexical.joblib" in files) == (metrics["blend_weight"] > 0)
+    assert "  served: " in pipeline["result"].stdout
 
 
 def test_train_prints_where_it_is_and_the_time_left(pipeline):

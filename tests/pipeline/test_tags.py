@@ -1,5 +1,6 @@
 """Several tags a text: support tickets carrying none, one or several of three kinds (a CSV whose
-tags are joined by "|") through `mlflow run` of main with the tiny model and tuned thresholds,
+tags are joined by "|") through `mlflow run` of main with the tiny model and the defaults (which
+resolve to balanced weights and tuned thresholds for tags, and set no accuracy or F1 floor),
 ending with a champion that answers each text's list of tags; scored by scikit-learn's multi-label
 metrics beside the one-vs-rest baseline; the same answers from the torch and the ONNX formats
 through validate, predict on both engines (with score_<tag>) and the REST server; and tuned
@@ -40,8 +41,7 @@ def tagged(tmp_path_factory, ticket_model):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     result = mlflow_run(uri, folder, PROJECT_DIR, "tags", *params(
         dataset=data, text_column="body", label_column="tags", label_separator="|", model=ticket_model, epochs=6,
-        batch_size=8, learning_rate=3e-3, warmup_ratio=0.1, thresholds="tuned", min_accuracy=0, min_f1=0.3,
-        min_margin_over_baseline=-1, checks=written(folder / "checks.csv", CHECKS), min_check_pass_rate=0,
+        batch_size=8, learning_rate=3e-3, warmup_ratio=0.1, min_margin_over_baseline=-1, checks=written(folder / "checks.csv", CHECKS), min_check_pass_rate=0,
         registered_model_name="ticket-tags"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     mlflow.set_tracking_uri(uri)
@@ -59,6 +59,10 @@ def test_main_ends_with_a_champion_answering_lists_of_tags_at_its_tuned_threshol
     task = json.loads(open(client.download_artifacts(steps["prepare"].info.run_id, "data/task.json")).read())
     assert task["multi_label"] and task["labels"] == TAGS and task["average"] == "macro"
     assert steps["prepare"].data.metrics["untagged"] > 0
+    # the defaults fit a multi-label task: balanced weights and tuned thresholds, no SMS floors
+    assert {key: steps["train"].data.params[f"resolved_{key}"] for key in ("class_weights", "thresholds")} == {
+        "class_weights": "balanced", "thresholds": "tuned"}
+    assert steps["validate"].data.params["min_accuracy"] == steps["validate"].data.params["min_f1"] == "auto"
     trained = steps["train"].data.metrics
     thresholds = [trained[f"threshold_{tag}"] for tag in TAGS]
     assert all(0 < cut < 1 for cut in thresholds)

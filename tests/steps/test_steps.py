@@ -1,6 +1,7 @@
 """Each step through its click entry point against a temporary store: what it logs, and bad input as one line."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 
 from steps import prepare, register, tokenize, train
 from steps.core import hardware
-from steps.core.task import Task, read_task
+from steps.core.task import Task, read_task, write_task
 from steps.core.training import read_tokenized
 from steps.plumbing import contract
 from tests.helpers import assert_one_line_error, runs_in, written
@@ -116,6 +117,24 @@ def test_register_of_something_that_is_no_checkpoint_registers_nothing(tracking,
     result, lines = invoke(register.main, "--checkpoint", tmp_path)
     assert_one_line_error(result, "holds no model", "output URI of train")
     assert tracking.search_model_versions() == []
+
+
+@pytest.mark.parametrize("damage, expected", [("missing", "holds no lexical.joblib"),
+                                               ("corrupt", "cannot load")])
+def test_register_of_a_blend_whose_lexical_model_is_missing_or_broken_registers_nothing(tracking, tiny_model, tmp_path,
+                                                                                      damage, expected):
+    folder = shutil.copytree(tiny_model, tmp_path / "checkpoint")
+    write_task(Task(("ham", "spam"), "spam", blend_weight=0.4), folder)
+    if damage == "corrupt":
+        (folder / "lexical.joblib").write_bytes(b"not a pickle")
+    result, lines = invoke(register.main, "--checkpoint", folder)
+    assert_one_line_error(result, expected, "train again")
+    assert tracking.search_model_versions() == []
+
+
+def test_an_unknown_blend_names_the_choices(tokenized):
+    result, _ = invoke(train.main, "--tokenized", tokenized, "--model", "unused", "--blend", "mean")
+    assert result.exit_code == 2 and "'mean' is not one of 'auto', 'none'" in result.output
 
 
 def test_pipeline_builds_on_the_requested_device(tiny_model):
