@@ -186,6 +186,11 @@ def evaluation_section(evidence, verdict: str) -> str:
         lines += ["", f"The champion trained on another split: its column is its score on the {evidence.champion_rows} "
                       f"test rows it did not train on, where this version's {task.f1_name} is "
                       f"{evidence.f1_beside_champion:.4f}."]
+    differences = [(difference, other) for difference, other in ((evidence.baseline_difference, "the TF-IDF baseline"),
+                   (evidence.champion_difference, "the champion")) if difference]
+    if differences:
+        lines += ["", "Paired bootstrap over the same test rows: " + "; ".join(
+            difference.said(task.f1_name, other) for difference, other in differences) + "."]
     if evidence.confusions:
         lines += ["", "Most confused: " + "; ".join(f"`{true}` read as `{guess}` {count}x"
                                                     for true, guess, count in evidence.confusions) + "."]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from steps.core import baseline, data
+from steps.core.compare import Difference
 from steps.core.specs import AUTO, Gate
 from steps.core.task import Task, metric_key
 
@@ -143,6 +144,8 @@ class Evidence:
     test_rows: int | None = None  # the test split's rows; None: its classes' counts summed (one class a row)
     champion_rows: int | None = None  # the test rows the champion did not train on; None: every row
     scores_beside_champion: dict | None = None  # the version's scores on those rows
+    baseline_difference: Difference | None = None  # the version's F1 minus the baseline's, with its interval
+    champion_difference: Difference | None = None  # minus the champion's, on the rows both are compared on
     rates: dict = field(init=False)
 
     def __post_init__(self):
@@ -157,6 +160,12 @@ class Evidence:
     @property
     def f1_beside_champion(self) -> float | None:
         return self.scores_beside_champion["f1"] if self.scores_beside_champion else None
+
+    @property
+    def differences(self) -> dict[str, float]:
+        """The intervals as validate logs them (baseline_delta, _low, _high; champion_ alike)."""
+        return {**(self.baseline_difference.metrics("baseline_") if self.baseline_difference else {}),
+                **(self.champion_difference.metrics("champion_") if self.champion_difference else {})}
 
     @property
     def gated_metrics(self) -> dict:
@@ -179,10 +188,13 @@ class Evidence:
             capabilities = ", ".join(f"{key[len('checks_pass_rate_'):]} {value:.0%}"
                                      for key, value in self.rates.items() if key != "checks_pass_rate")
             parts.append(f"checks passed {int(checks['passed'].sum())}/{len(checks)} ({capabilities})")
-        parts.append(f"baseline F1 {self.baseline_scores['f1']:.4f}")
+        parts.append(f"baseline F1 {self.baseline_scores['f1']:.4f}" + (
+            f" ({self.baseline_difference.said(self.task.f1_name, 'TF-IDF')})" if self.baseline_difference else ""))
         beside = "" if self.champion_rows is None else f" (this version {self.f1_beside_champion:.4f})"
         parts.append(f"champion version {self.champion} F1 {self.champion_f1:.4f}"
-                     f"{rows_unseen_by_champion(self.champion_rows)}{beside}" if self.champion else "no champion yet")
+                     f"{rows_unseen_by_champion(self.champion_rows)}{beside}"
+                     + (f" ({self.champion_difference.said(self.task.f1_name, 'the champion')})"
+                        if self.champion_difference else "") if self.champion else "no champion yet")
         if self.disagreements is not None:
             parts.append(f"{self.serving_format}: {self.disagreements} of {self.test_rows} test messages answered "
                          "otherwise than by the fp32 checkpoint")

@@ -51,5 +51,6 @@ def publish(client, name: str, version: str, evidence: Evidence, verdict: str) -
         mlflow.log_artifact(path, contract.CARD_DIR)
     client.update_model_version(name, version, card.summary(
         model_card, name, version, f"Test {evidence.task.f1_name} {evidence.scores['f1']:.4f} (TF-IDF baseline "
-        f"{evidence.baseline_scores['f1']:.4f}); {verdict}",
+        f"{evidence.baseline_scores['f1']:.4f}" + (f"; {evidence.baseline_difference.said(evidence.task.f1_name, 'TF-IDF')}"
+                                                 if evidence.baseline_difference else "") + f"); {verdict}",
         card.card_page(client.get_run(run_id).info.experiment_id, run_id, contract.CARD_FILE)))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from steps.core import baseline, card, data, gate
+from steps.core import baseline, card, compare, data, gate
 from steps.core.errors import PipelineError
 from steps.core.task import Task
 from steps.plumbing import contract, promotion, tracking
@@ -88,8 +88,11 @@ def compare_with_champion(client, name: str, version: str, task: Task, test: pd.
         beside = {"champion_rows": int(rows.sum()), "scores_beside_champion": evaluate(
             task, test["text"], test["label"], predicted, probabilities[rows], gate.BESIDE_CHAMPION_PREFIX)}
     champion_predict = load_model(f"models:/{name}/{champion}").predict  # answering at its own thresholds
+    champion_answers, champion_probabilities = predict(champion_predict, inputs, champion_task)
     return {"champion": champion, **beside, "champion_scores": evaluate(
-        task, test["text"], test["label"], *predict(champion_predict, inputs, champion_task), "champion_")}
+        task, test["text"], test["label"], champion_answers, champion_probabilities, "champion_"),
+        "champion_difference": compare.paired_difference(task, task.targets(test["label"]), predicted,
+                                                         champion_answers)}
 
 
 def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, test_data: str, train: pd.DataFrame,
@@ -112,7 +115,8 @@ def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, test
     mlflow.log_table(test.assign(predicted=task.named(predicted), probability=probabilities.max(axis=1))
                      [task.wrong(labels, predicted)], "misclassified.json")
     serving_format, disagreements = format_disagreements(client, name, version, inputs, predicted, trained_on)
-    baseline_scores = evaluate(task, test["text"], test["label"], *baseline.baseline_predictions(train, test, task),
+    baseline_answers, baseline_probabilities = baseline.baseline_predictions(train, test, task)
+    baseline_scores = evaluate(task, test["text"], test["label"], baseline_answers, baseline_probabilities,
                                "baseline_")
     check_results = None
     if check_set is not None:
@@ -121,7 +125,8 @@ def gather(client, name: str, version: str, task: Task, test: pd.DataFrame, test
     evidence = gate.Evidence(task, scores, baseline_scores, check_results, serving_format=serving_format,
                              disagreements=disagreements, test_counts=task.counts(test["label"]),
                              confusions=card.confused_pairs(task, labels, predicted), test_rows=len(test),
+                             baseline_difference=compare.paired_difference(task, labels, predicted, baseline_answers),
                              **compare_with_champion(client, name, version, task, test, test_data, inputs, predicted,
                                                     probabilities))
-    mlflow.log_metrics(evidence.rates)
+    mlflow.log_metrics({**evidence.rates, **evidence.differences})
     return evidence

@@ -172,3 +172,21 @@ def test_a_floor_is_auto_or_a_number_from_0_to_1_else_one_line():
         result = CliRunner().invoke(validate.main, ["--model-uri", "models:/m/1", "--test-data", "x",
                                                     "--min-f1", given])
         assert result.exit_code == 2 and expected in result.output, result.output
+
+
+def test_each_comparison_is_reported_with_its_interval():
+    from steps.core import card
+    from steps.core.compare import Difference
+
+    evidence = gate.Evidence(SMS, {"accuracy": 0.98, "f1": 0.9}, {"f1": 0.89}, champion="2",
+                             champion_scores={"f1": 0.93}, baseline_difference=Difference(0.01, -0.004, 0.025),
+                             champion_difference=Difference(-0.03, -0.07, -0.002), test_counts={"ham": 90, "spam": 10})
+    assert evidence.report("3") == (
+        "version 3: accuracy 0.9800, f1 0.9000 (spam F1 as f1); no checks; baseline F1 0.8900 (spam F1 +0.010 over "
+        "TF-IDF (95% interval -0.004 to +0.025): not distinguishable); champion version 2 F1 0.9300 (spam F1 -0.030 "
+        "over the champion (95% interval -0.070 to -0.002): worse)")
+    assert evidence.differences == {"baseline_delta": 0.01, "baseline_delta_low": -0.004, "baseline_delta_high": 0.025,
+                                    "champion_delta": -0.03, "champion_delta_low": -0.07, "champion_delta_high": -0.002}
+    assert ("Paired bootstrap over the same test rows: spam F1 +0.010 over the TF-IDF baseline (95% interval -0.004 "
+            "to +0.025): not distinguishable; spam F1 -0.030 over the champion") in card.evaluation_section(evidence,
+                                                                                                  "passed the gate.")
