@@ -41,8 +41,8 @@ def main(model_uri, data):
     labels = task.targets(test["label"])
     _, probabilities = predict(load_model(model_uri).predict, task.model_input(test), task)
     at_half = dataclasses.replace(task, thresholds=None)
-    rows = {"fine-tuned, 0.5 a tag": classification_metrics(task, labels, at_half.decide(probabilities), probabilities),
-            "fine-tuned, its thresholds": classification_metrics(task, labels, task.decide(probabilities),
+    rows = {"served, 0.5 a tag": classification_metrics(task, labels, at_half.decide(probabilities), probabilities),
+            "served, its thresholds": classification_metrics(task, labels, task.decide(probabilities),
                                                                  probabilities),
             "TF-IDF + linear SVM, one a tag": classification_metrics(
                 task, labels, *baseline.baseline_predictions(train, test, task))}
@@ -52,7 +52,7 @@ def main(model_uri, data):
     click.echo("\n| | " + " | ".join(NAMES[key] for key in SHOWN) + " |\n|---|" + "---|" * len(SHOWN))
     for name, scores in rows.items():
         click.echo(f"| {name} | " + " | ".join(f"{scores[key]:.4f}" for key in SHOWN) + " |")
-    version, base = rows["fine-tuned, its thresholds"], rows["TF-IDF + linear SVM, one a tag"]
+    version, base = rows["served, its thresholds"], rows["TF-IDF + linear SVM, one a tag"]
     ranked = sorted(task.labels, key=lambda tag: version[f"f1_{metric_key(tag)}"], reverse=True)
     click.echo("\n| tag (test texts) | F1 | baseline F1 |\n|---|---|---|")
     for tag in ranked[:5] + ranked[-5:] if len(ranked) > 10 else ranked:
