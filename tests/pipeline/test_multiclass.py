@@ -56,8 +56,9 @@ def test_three_kinds_end_with_a_champion_scored_by_macro_f1_with_each_class(thre
     assert {f"eval_f1_{kind}" for kind in KINDS} <= set(steps["train"].data.metrics)  # per epoch, per class
     out = three_kinds["result"].stdout
     assert re.search(r"^version 1: accuracy [\d.]+, .*macro_f1 [\d.]+, roc_auc [\d.]+ \(macro F1 as f1\); no checks; "
-                     r"baseline F1 [\d.]+; no champion yet; transformers: \d+ of \d+ test messages answered otherwise "
-                     r"than by the fp32 checkpoint$", out, re.MULTILINE), out[-2000:]
+                     r"baseline F1 [\d.]+ \(macro F1 [+-][\d.]+ over TF-IDF \(95% interval [+-][\d.]+ to [+-][\d.]+\): "
+                     r"(better|worse|not distinguishable)\); no champion yet; transformers: \d+ of \d+ test messages "
+                     r"answered otherwise than by the fp32 checkpoint$", out, re.MULTILINE), out[-2000:]
     assert re.search(r"^  each label's F1, version / baseline: billing [\d.]+ / [\d.]+, bug [\d.]+ / [\d.]+, "
                      r"praise [\d.]+ / [\d.]+$", out, re.MULTILINE), out[-2000:]
 
