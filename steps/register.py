@@ -158,7 +158,8 @@ def main(checkpoint, registered_model_name, **options):
         version = register(model_info.model_uri, registered_model_name,
                            {**lineage(checkpoint, mlflow.get_run(run.info.run_id)),
                             contract.FORMAT_TAG: serving_format}, model_card, run)
-        click.echo(f"registered {registered_model_name} version {version.version} ({serving_format}; alias "
+        served = serving_format + (f", blending TF-IDF at weight {task.blend_weight:g}" if task.blend_weight else "")
+        click.echo(f"registered {registered_model_name} version {version.version} ({served}; alias "
                    f"{contract.CANDIDATE_ALIAS})")
         tracking.set_output(f"models:/{registered_model_name}/{version.version}")
 
